@@ -1,0 +1,44 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+)
+
+// checkOutput refuses an output path that is one of the inputs (same file on disk), and an
+// existing output without --force, before any work is done.
+func checkOutput(out string, force bool, inputs ...string) error {
+	if out == "" {
+		return usagef("no output given (-o FILE)")
+	}
+	st, err := os.Stat(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, in := range inputs {
+		if ist, err := os.Stat(in); err == nil && os.SameFile(st, ist) {
+			return withHint(fmt.Errorf("output %q is the input file", out), "write to another file; rws never overwrites its input")
+		}
+	}
+	if st.IsDir() {
+		return fmt.Errorf("output %q is a directory", out)
+	}
+	if !force {
+		return withHint(fmt.Errorf("output %q exists", out), "use --force to replace it, or choose another -o")
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,179 @@
+// Package inspect summarises a checkpoint: its tensors in layer order from the input, their
+// types, shapes and sizes, its metadata and, on request, value statistics read tensor by tensor.
+package inspect
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/rws-project/rws/layer"
+	"github.com/rws-project/rws/safetensors"
+	"github.com/rws-project/rws/tensor"
+)
+
+// Tensor describes one tensor. Stats is set only when Options.Stats is.
+type Tensor struct {
+	Name       string  `json:"name"`
+	Layer      string  `json:"layer"`
+	DType      string  `json:"dtype"`
+	Shape      []int64 `json:"shape"`
+	Parameters int64   `json:"parameters"`
+	Bytes      int64   `json:"bytes"`
+	Stats      *Stats  `json:"stats,omitempty"`
+}
+
+// Stats are value statistics of a floating tensor, accumulated in float64 over finite values.
+type Stats struct {
+	Min       float64 `json:"min"`
+	Max       float64 `json:"max"`
+	Mean      float64 `json:"mean"`
+	Std       float64 `json:"std"`
+	L2        float64 `json:"l2"`
+	NonFinite int64   `json:"non_finite"`
+}
+
+// Report is the summary of one checkpoint.
+type Report struct {
+	Path       string            `json:"path"`
+	Sharded    bool              `json:"sharded,omitempty"`
+	Tensors    []Tensor          `json:"tensors"`
+	Layers     int               `json:"layers"`
+	Parameters int64             `json:"parameters"`
+	Bytes      int64             `json:"bytes"`
+	Metadata   map[string]string `json:"metadata"`
+}
+
+// Options controls File.
+type Options struct {
+	Stats bool     // read every tensor and compute Stats
+	Order []string // a stated module order (see package layer)
+}
+
+// File inspects the checkpoint at path.
+func File(path string, opts Options) (*Report, error) {
+	r, err := safetensors.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	layers, err := Layers(r, opts.Order)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Path: path, Sharded: r.Sharded(), Metadata: r.Metadata(), Layers: len(layers)}
+	if rep.Metadata == nil {
+		rep.Metadata = map[string]string{}
+	}
+	for _, l := range layers {
+		for _, name := range l.Tensors {
+			in, _ := r.Info(name)
+			t := Tensor{Name: name, Layer: l.Name, DType: string(in.DType), Shape: in.Shape,
+				Parameters: in.Elements(), Bytes: in.Size}
+			rep.Tensors = append(rep.Tensors, t)
+			rep.Parameters += t.Parameters
+			rep.Bytes += t.Bytes
+		}
+	}
+	if opts.Stats {
+		if err := addStats(r, rep.Tensors); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// Layers orders the tensors of r into layers from the input (see package layer).
+func Layers(r *safetensors.Reader, stated []string) ([]layer.Layer, error) {
+	return layer.Order(r.Names(), r.Metadata(), stated, func(name string) []int64 {
+		in, _ := r.Info(name)
+		return in.Shape
+	})
+}
+
+// addStats reads the tensors in parallel, each streamed in bounded chunks.
+func addStats(r *safetensors.Reader, ts []Tensor) error {
+	jobs := make(chan int)
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, safetensors.ChunkSize)
+			vals := make([]float32, 0, safetensors.ChunkSize/2)
+			for i := range jobs {
+				ts[i].Stats, errs[i] = tensorStats(r, ts[i].Name, buf, vals)
+			}
+		}()
+	}
+	for i := range ts {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func tensorStats(r *safetensors.Reader, name string, buf []byte, vals []float32) (*Stats, error) {
+	in, _ := r.Info(name)
+	s := &Stats{Min: math.Inf(1), Max: math.Inf(-1)}
+	var n, sum, sq float64
+	err := r.Stream(name, buf, func(chunk []byte) error {
+		k := len(chunk) / in.DType.Size()
+		v := vals[:k]
+		if err := tensor.DecodeFloat32(in.DType, chunk, v); err != nil {
+			return err
+		}
+		var cs, cq float64
+		lo, hi := s.Min, s.Max
+		for _, x32 := range v {
+			x := float64(x32)
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				s.NonFinite++
+				continue
+			}
+			cs += x
+			cq += x * x
+			lo = min(lo, x)
+			hi = max(hi, x)
+		}
+		s.Min, s.Max = lo, hi
+		sum += cs
+		sq += cq
+		n += float64(k)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	n -= float64(s.NonFinite)
+	if n > 0 {
+		s.Mean = sum / n
+		s.Std = math.Sqrt(max(0, sq/n-s.Mean*s.Mean))
+	} else {
+		s.Min, s.Max = 0, 0
+	}
+	s.L2 = math.Sqrt(sq)
+	return s, nil
+}
+
+// HumanBytes formats a byte count with a binary unit.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
