@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/rws-project/rws/inspect"
+	"github.com/rws-project/rws/internal/kernel"
 	"github.com/rws-project/rws/layer"
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
@@ -124,8 +125,15 @@ func sameShape(a, b []int64) bool {
 	return true
 }
 
-// sums are the float64 accumulators of one tensor.
-type sums struct{ aa, bb, ab, dd float64 }
+type sums = kernel.Pair
+
+// asFloat32 views F32 bytes in place and decodes other types into buf.
+func asFloat32(d tensor.DType, raw []byte, buf []float32) ([]float32, error) {
+	if d == tensor.F32 {
+		return kernel.Float32s(raw), nil
+	}
+	return buf, tensor.DecodeFloat32(d, raw, buf)
+}
 
 func compareAll(ra, rb *safetensors.Reader, ts []Tensor) error {
 	jobs := make(chan int)
@@ -143,7 +151,7 @@ func compareAll(ra, rb *safetensors.Reader, ts []Tensor) error {
 				var s sums
 				s, errs[i] = compareOne(ra, rb, ts[i].Name, bufA, bufB, va, vb)
 				t := &ts[i]
-				t.NormA, t.NormB, t.L2 = math.Sqrt(s.aa), math.Sqrt(s.bb), math.Sqrt(s.dd)
+				t.NormA, t.NormB, t.L2 = math.Sqrt(s.AA), math.Sqrt(s.BB), math.Sqrt(s.DD)
 				t.Relative = ratio(t.L2, t.NormA)
 				switch {
 				case t.NormA == 0 && t.NormB == 0:
@@ -151,7 +159,7 @@ func compareAll(ra, rb *safetensors.Reader, ts []Tensor) error {
 				case t.NormA == 0 || t.NormB == 0:
 					t.Cosine = 0
 				default:
-					t.Cosine = s.ab / (t.NormA * t.NormB)
+					t.Cosine = s.AB / (t.NormA * t.NormB)
 				}
 			}
 		}()
@@ -204,26 +212,15 @@ func compareOne(ra, rb *safetensors.Reader, name string, bufA, bufB []byte, va, 
 		if _, err := secB.ReadAt(cb, at*eb); err != nil {
 			return s, fmt.Errorf("%s: tensor %q: %w", rb.Path(), name, err)
 		}
-		x, y := va[:k], vb[:k]
-		if err := tensor.DecodeFloat32(ia.DType, ca, x); err != nil {
+		x, err := asFloat32(ia.DType, ca, va[:k])
+		if err != nil {
 			return s, err
 		}
-		if err := tensor.DecodeFloat32(ib.DType, cb, y); err != nil {
+		y, err := asFloat32(ib.DType, cb, vb[:k])
+		if err != nil {
 			return s, err
 		}
-		var aa, bb, ab, dd float64
-		for i := range x {
-			p, q := float64(x[i]), float64(y[i])
-			aa += p * p
-			bb += q * q
-			ab += p * q
-			d := q - p
-			dd += d * d
-		}
-		s.aa += aa
-		s.bb += bb
-		s.ab += ab
-		s.dd += dd
+		kernel.AddPair(&s, x, y)
 	}
 	return s, nil
 }

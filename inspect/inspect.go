@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/rws-project/rws/internal/kernel"
 	"github.com/rws-project/rws/layer"
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
@@ -102,7 +103,7 @@ func addStats(r *safetensors.Reader, ts []Tensor) error {
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, safetensors.ChunkSize)
-			vals := make([]float32, 0, safetensors.ChunkSize/2)
+			vals := make([]float32, safetensors.ChunkSize)
 			for i := range jobs {
 				ts[i].Stats, errs[i] = tensorStats(r, ts[i].Name, buf, vals)
 			}
@@ -123,44 +124,28 @@ func addStats(r *safetensors.Reader, ts []Tensor) error {
 
 func tensorStats(r *safetensors.Reader, name string, buf []byte, vals []float32) (*Stats, error) {
 	in, _ := r.Info(name)
-	s := &Stats{Min: math.Inf(1), Max: math.Inf(-1)}
-	var n, sum, sq float64
+	m := kernel.Moments{Min: math.Inf(1), Max: math.Inf(-1)}
 	err := r.Stream(name, buf, func(chunk []byte) error {
-		k := len(chunk) / in.DType.Size()
-		v := vals[:k]
+		if in.DType == tensor.F32 {
+			kernel.AddMoments(&m, kernel.Float32s(chunk))
+			return nil
+		}
+		v := vals[:len(chunk)/in.DType.Size()]
 		if err := tensor.DecodeFloat32(in.DType, chunk, v); err != nil {
 			return err
 		}
-		var cs, cq float64
-		lo, hi := s.Min, s.Max
-		for _, x32 := range v {
-			x := float64(x32)
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				s.NonFinite++
-				continue
-			}
-			cs += x
-			cq += x * x
-			lo = min(lo, x)
-			hi = max(hi, x)
-		}
-		s.Min, s.Max = lo, hi
-		sum += cs
-		sq += cq
-		n += float64(k)
+		kernel.AddMoments(&m, v)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	n -= float64(s.NonFinite)
-	if n > 0 {
-		s.Mean = sum / n
-		s.Std = math.Sqrt(max(0, sq/n-s.Mean*s.Mean))
-	} else {
-		s.Min, s.Max = 0, 0
+	s := &Stats{NonFinite: m.NonFinite, L2: math.Sqrt(m.SumSq)}
+	if m.N > 0 {
+		s.Min, s.Max = m.Min, m.Max
+		s.Mean = m.Sum / m.N
+		s.Std = math.Sqrt(max(0, m.SumSq/m.N-s.Mean*s.Mean))
 	}
-	s.L2 = math.Sqrt(sq)
 	return s, nil
 }
 

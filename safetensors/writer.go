@@ -146,14 +146,12 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	done := 0
 	for len(p) > 0 {
+		w.skipEmpty("")
 		if w.next >= len(w.infos) {
 			w.err = fmt.Errorf("safetensors: %d bytes written past the last tensor", len(p))
 			return done, w.err
 		}
-		n := int64(len(p))
-		if n > w.left {
-			n = w.left
-		}
+		n := min(int64(len(p)), w.left)
 		m, err := w.f.Write(p[:n])
 		done += m
 		if err != nil {
@@ -162,26 +160,42 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 		w.left -= n
 		p = p[n:]
-		w.advance()
+		if w.left == 0 {
+			w.step()
+		}
 	}
 	return done, nil
 }
 
-func (w *Writer) advance() {
-	for w.left == 0 && w.next < len(w.infos) {
-		w.next++
-		if w.next < len(w.infos) {
-			w.left = w.infos[w.next].Size
-		}
+// step moves to the next declared tensor.
+func (w *Writer) step() {
+	w.next++
+	if w.next < len(w.infos) {
+		w.left = w.infos[w.next].Size
+	}
+}
+
+// skipEmpty passes over zero-byte tensors (which need no data) other than the one named.
+func (w *Writer) skipEmpty(name string) {
+	for w.next < len(w.infos) && w.infos[w.next].Size == 0 && w.infos[w.next].Name != name {
+		w.step()
 	}
 }
 
 // WriteTensor writes the whole data of the next declared tensor, which must be name.
 func (w *Writer) WriteTensor(name string, data []byte) error {
-	if err := w.expect(name, int64(len(data))); err != nil {
+	in, err := w.current(name)
+	if err != nil {
 		return err
 	}
-	_, err := w.Write(data)
+	if int64(len(data)) != in.Size {
+		return fmt.Errorf("safetensors: tensor %q: %d bytes given, %d declared", name, len(data), in.Size)
+	}
+	if in.Size == 0 {
+		w.step()
+		return nil
+	}
+	_, err = w.Write(data)
 	return err
 }
 
@@ -190,6 +204,10 @@ func (w *Writer) CopyTensor(name string, r io.Reader) error {
 	in, err := w.current(name)
 	if err != nil {
 		return err
+	}
+	if in.Size == 0 {
+		w.step()
+		return nil
 	}
 	n, err := io.CopyN(w, r, in.Size)
 	if err != nil {
@@ -202,7 +220,7 @@ func (w *Writer) current(name string) (Info, error) {
 	if w.err != nil {
 		return Info{}, w.err
 	}
-	w.advance()
+	w.skipEmpty(name)
 	if w.next >= len(w.infos) {
 		return Info{}, fmt.Errorf("safetensors: tensor %q written after the last declared tensor", name)
 	}
@@ -213,24 +231,13 @@ func (w *Writer) current(name string) (Info, error) {
 	return in, nil
 }
 
-func (w *Writer) expect(name string, size int64) error {
-	in, err := w.current(name)
-	if err != nil {
-		return err
-	}
-	if size != in.Size {
-		return fmt.Errorf("safetensors: tensor %q: %d bytes given, %d declared", name, size, in.Size)
-	}
-	return nil
-}
-
 // Commit checks that every declared byte was written, then makes the file visible atomically.
 func (w *Writer) Commit() error {
 	if w.err != nil {
 		w.f.Abort()
 		return w.err
 	}
-	w.advance()
+	w.skipEmpty("")
 	if w.next < len(w.infos) {
 		w.f.Abort()
 		return fmt.Errorf("safetensors: tensor %q was not written", w.infos[w.next].Name)

@@ -65,9 +65,24 @@ func DecodeFloat32(d DType, raw []byte, dst []float32) error {
 	return nil
 }
 
-// DecodeFloat64 converts the little-endian elements in raw, of floating type d, into dst exactly
-// (every F32/F16/BF16/F8 value is representable in float64).
+// DecodeFloat64 converts the little-endian elements in raw into dst, exactly for every type but
+// I64 values beyond 2^53 (every F32/F16/BF16/F8 and smaller integer value fits in float64).
 func DecodeFloat64(d DType, raw []byte, dst []float64) error {
+	if sz := d.Size(); sz > 0 && len(raw) != sz*len(dst) {
+		return fmt.Errorf("tensor: %d bytes of %s do not hold %d elements", len(raw), d, len(dst))
+	}
+	switch d {
+	case I64:
+		for i := range dst {
+			dst[i] = float64(int64(binary.LittleEndian.Uint64(raw[8*i:])))
+		}
+		return nil
+	case I32:
+		for i := range dst {
+			dst[i] = float64(int32(binary.LittleEndian.Uint32(raw[4*i:])))
+		}
+		return nil
+	}
 	if d == F64 {
 		if len(raw) != 8*len(dst) {
 			return fmt.Errorf("tensor: %d bytes of F64 do not hold %d elements", len(raw), len(dst))

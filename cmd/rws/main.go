@@ -13,7 +13,10 @@ import (
 	"github.com/rws-project/rws/internal/atomicfile"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run is the whole command; tests call it in a subprocess through testscript.
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// Commands watch ctx and return; one that does not get there within a grace period,
@@ -32,5 +35,5 @@ func main() {
 	code := runMain(ctx, newApp(), os.Args[1:])
 	stop()
 	atomicfile.RemoveAll()
-	os.Exit(code)
+	return code
 }
