@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# bench_patch.sh times rws against baselines measured in the same run (issue 3):
+#   extract on the VGG-16 CIFAR checkpoint set (3 × 59 MB) against reading those files (cat) and
+#   against cp of one of them;
+#   out-of-place patch of a generated 2 GiB F32 checkpoint ≤ 1.2× cp of it; in-place patch with a
+#   10 MB signature ≤ 5 % of that cp.
+# rws writes every output durably (fsync), cp does not, so both `cp` and `cp + sync` are timed.
+# Files go to $RWS_BENCH_DIR (default /tmp/rws-bench-patch), never into the repository; remove it after.
+# Usage: scripts/bench_patch.sh [MiB of model data, default 2048] [repetitions, default 3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MIB=${1:-2048}
+REPS=${2:-3}
+DIR=${RWS_BENCH_DIR:-/tmp/rws-bench-patch}
+mkdir -p "$DIR"
+go build -o "$DIR/rws" ./cmd/rws
+RWS="$DIR/rws"
+if [ ! -f "$DIR/model.safetensors" ] || [ "$(stat -c %s "$DIR/model.safetensors")" -lt $((MIB << 20)) ]; then
+  go run scripts/gen_bench_model.go -dir "$DIR" -mib "$MIB"
+fi
+"$RWS" extract --quiet --force --init "$DIR/init.safetensors" --clean "$DIR/clean.safetensors" \
+  --robust "$DIR/robust.safetensors" --layers blocks.0 -o "$DIR/sig.rws" >/dev/null
+if [ ! -f "$DIR/vgg-robust.safetensors" ]; then
+  go run scripts/gen_bench_model.go -dir "$DIR" -vgg
+fi
+MODEL="$DIR/model.safetensors"
+echo "model: $(stat -c %s "$MODEL") bytes; signature: $(stat -c %s "$DIR/sig.rws") bytes"
+
+now() { date +%s.%N; }
+# secs CMD…: run CMD, print its wall time in seconds.
+secs() { local s e; s=$(now); "$@" >/dev/null; e=$(now); echo "$e - $s" | bc -l; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+cpsync() { cp "$1" "$2" && sync "$2"; }
+
+V="$DIR/vgg"
+cat "$V-init.safetensors" "$V-clean.safetensors" "$V-robust.safetensors" >/dev/null
+declare -a CAT VCP EXN EX8 EXA
+for i in $(seq "$REPS"); do
+  CAT+=("$(secs cat "$V-init.safetensors" "$V-clean.safetensors" "$V-robust.safetensors")")
+  VCP+=("$(secs cpsync "$V-clean.safetensors" "$DIR/vcopy")"); rm -f "$DIR/vcopy"
+  EXN+=("$(secs "$RWS" extract --quiet --force --init "$V-init.safetensors" --clean "$V-clean.safetensors" --robust "$V-robust.safetensors" --layers first:6 -o "$DIR/v.rws")")
+  EX8+=("$(secs "$RWS" extract --quiet --force --init "$V-init.safetensors" --clean "$V-clean.safetensors" --robust "$V-robust.safetensors" --layers first:6 --codec linear --bits 8 -o "$DIR/v8.rws")")
+  EXA+=("$(secs "$RWS" extract --quiet --force --init "$V-init.safetensors" --clean "$V-clean.safetensors" --robust "$V-robust.safetensors" --layers auto -o "$DIR/va.rws")")
+done
+cat_t=$(median "${CAT[@]}"); vcp_t=$(median "${VCP[@]}")
+exn_t=$(median "${EXN[@]}"); ex8_t=$(median "${EX8[@]}"); exa_t=$(median "${EXA[@]}")
+
+cat "$MODEL" >/dev/null # warm the page cache
+cp "$MODEL" "$DIR/work.safetensors"
+rm -f "$DIR/work.safetensors.rws-undo" "$DIR/work.safetensors.rws-journal"
+declare -a CP CPS OUT UN IN UNIN
+for i in $(seq "$REPS"); do
+  rm -f "$DIR/copy" "$DIR/out" "$DIR/back"; sync
+  CP+=("$(secs cp "$MODEL" "$DIR/copy")"); rm -f "$DIR/copy"; sync
+  CPS+=("$(secs cpsync "$MODEL" "$DIR/copy")"); rm -f "$DIR/copy"; sync
+  OUT+=("$(secs "$RWS" patch "$MODEL" -s "$DIR/sig.rws" -o "$DIR/out")"); sync
+  UN+=("$(secs "$RWS" unpatch "$DIR/out" -o "$DIR/back")")
+  cmp "$DIR/back" "$MODEL"
+  rm -f "$DIR/out" "$DIR/back"; sync
+  IN+=("$(secs "$RWS" patch --in-place "$DIR/work.safetensors" -s "$DIR/sig.rws")"); sync
+  UNIN+=("$(secs "$RWS" unpatch --in-place "$DIR/work.safetensors")"); sync
+done
+cmp "$DIR/work.safetensors" "$MODEL"
+cp_t=$(median "${CP[@]}"); cps_t=$(median "${CPS[@]}")
+out_t=$(median "${OUT[@]}"); un_t=$(median "${UN[@]}"); in_t=$(median "${IN[@]}"); unin_t=$(median "${UNIN[@]}")
+ratio() { echo "scale=3; $1 / $2" | bc -l; }
+pct() { echo "scale=2; 100 * $1 / $2" | bc -l; }
+echo "VGG-16 set, median of $REPS runs (seconds): cat of the 3 files $cat_t, cp+sync of one $vcp_t, extract first:6 none $exn_t, linear/8 $ex8_t, auto $exa_t"
+echo "extract first:6 / cat of the set  = $(ratio "$exn_t" "$cat_t") (none), $(ratio "$ex8_t" "$cat_t") (linear/8), $(ratio "$exa_t" "$cat_t") (auto)"
+echo "extract first:6 / cp+sync of one  = $(ratio "$exn_t" "$vcp_t") (none)"
+echo "median of $REPS runs (seconds): cp $cp_t, cp+sync $cps_t, patch $out_t, unpatch $un_t, patch --in-place $in_t, unpatch --in-place $unin_t"
+echo "out-of-place patch / cp        = $(ratio "$out_t" "$cp_t")   (target ≤ 1.2)"
+echo "out-of-place patch / cp+sync   = $(ratio "$out_t" "$cps_t")"
+echo "unpatch / cp+sync              = $(ratio "$un_t" "$cps_t")"
+echo "in-place patch / cp            = $(pct "$in_t" "$cp_t") %   (target ≤ 5 %)"
+echo "in-place patch / cp+sync       = $(pct "$in_t" "$cps_t") %"
+echo "in-place unpatch / cp          = $(pct "$unin_t" "$cp_t") %"
+echo "(the model, copies and rws binary are in $DIR; remove it when done)"

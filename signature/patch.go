@@ -1,0 +1,433 @@
+package signature
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/rws-project/rws/safetensors"
+	"github.com/rws-project/rws/tensor"
+)
+
+// Metadata keys a patched model carries.
+const (
+	// MetaPatch holds the JSON array of the patches applied out of place, oldest first.
+	MetaPatch = "rws.patch"
+	// MetaUndo holds what unpatch needs to restore the model before the last out-of-place patch.
+	MetaUndo = "rws.undo"
+)
+
+// ErrNonFinite is wrapped when patching would produce a NaN or an infinity.
+var ErrNonFinite = errors.New("non-finite result")
+
+// Applied is a signature with its strength α.
+type Applied struct {
+	Sig   *Signature
+	Alpha float64
+}
+
+// ParseAlpha splits "FILE@α" into the file and α (1 when there is no "@α"). A spec that names an
+// existing file is taken whole, so file names may contain '@'.
+func ParseAlpha(spec string) (string, float64, error) {
+	if _, err := os.Stat(spec); err == nil {
+		return spec, 1, nil
+	}
+	i := strings.LastIndexByte(spec, '@')
+	if i < 0 {
+		return spec, 1, nil
+	}
+	a, err := strconv.ParseFloat(spec[i+1:], 64)
+	if err != nil || math.IsNaN(a) || math.IsInf(a, 0) || math.Abs(a) > math.MaxFloat32 {
+		return "", 0, fmt.Errorf("signature: bad strength in %q: %q is not a finite number (write FILE@α, e.g. fog.rws@0.5 or fog.rws@-1)", spec, spec[i+1:])
+	}
+	return spec[:i], a, nil
+}
+
+// AppliedReport describes one signature of a patch.
+type AppliedReport struct {
+	Name    string  `json:"name"`
+	File    string  `json:"file"`
+	SHA256  string  `json:"sha256"`
+	Alpha   float64 `json:"alpha"`
+	Variant Variant `json:"variant"`
+	Codec   string  `json:"codec"`
+	Tensors int     `json:"tensors"`
+	// Transfer is set when the model's tensors differ from the clean model the signature was
+	// extracted from; Differ lists them.
+	Transfer bool     `json:"transfer"`
+	Differ   []string `json:"differ,omitempty"`
+}
+
+// PatchReport describes a patch: what was applied to which tensors.
+type PatchReport struct {
+	ID         string          `json:"id"`
+	Model      string          `json:"model"`
+	Out        string          `json:"out,omitempty"`
+	InPlace    bool            `json:"in_place"`
+	Signatures []AppliedReport `json:"signatures"`
+	Tensors    []string        `json:"tensors"`
+	// TouchedBytes counts the bytes of the patched tensors; ModelBytes the model file.
+	TouchedBytes int64 `json:"touched_bytes"`
+	ModelBytes   int64 `json:"model_bytes"`
+	// UndoBytes is what the record needed for an exact unpatch takes.
+	UndoBytes int64  `json:"undo_bytes"`
+	Command   string `json:"command,omitempty"`
+}
+
+// touch is one tensor a patch changes.
+type touch struct {
+	info     safetensors.Info
+	rel      int64 // offset from the start of the data section
+	old, new []byte
+	// oldSum and newSum are the hex SHA-256 of old and new (set by makePlan).
+	oldSum, newSum string
+	// alphas and sigs are the terms added to the tensor, in order.
+	alphas []float64
+	sigs   []*Tensor
+}
+
+// plan is a computed patch, not yet written.
+type plan struct {
+	path      string
+	size      int64 // model file size
+	header    []byte
+	dataStart int64
+	meta      map[string]string
+	infos     []safetensors.Info // every tensor, in storage order
+	touched   []*touch           // in storage order
+	report    *PatchReport
+}
+
+// readHeader returns the raw 8-byte length and JSON header of a single-file checkpoint.
+func readHeader(f *os.File) ([]byte, error) {
+	var n [8]byte
+	if _, err := f.ReadAt(n[:], 0); err != nil {
+		return nil, err
+	}
+	size := binary.LittleEndian.Uint64(n[:])
+	if size > safetensors.MaxHeaderSize {
+		return nil, fmt.Errorf("header of %d bytes exceeds %d", size, safetensors.MaxHeaderSize)
+	}
+	out := make([]byte, 8+size)
+	_, err := f.ReadAt(out, 0)
+	return out, err
+}
+
+// openModel opens a single-file checkpoint and reads its raw header.
+func openModel(path string) (*safetensors.Reader, []byte, int64, error) {
+	r, err := safetensors.Open(path)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("signature: %w", err)
+	}
+	if r.Sharded() {
+		r.Close()
+		return nil, nil, 0, fmt.Errorf("signature: %s is a sharded checkpoint; patch and unpatch work on single .safetensors files", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		r.Close()
+		return nil, nil, 0, err
+	}
+	defer f.Close()
+	hdr, err := readHeader(f)
+	if err != nil {
+		r.Close()
+		return nil, nil, 0, fmt.Errorf("signature: %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		r.Close()
+		return nil, nil, 0, err
+	}
+	return r, hdr, st.Size(), nil
+}
+
+// makePlan checks the signatures against the model and computes the patched bytes of every
+// touched tensor. Nothing is written.
+func makePlan(ctx context.Context, model string, sigs []Applied) (*plan, error) {
+	if len(sigs) == 0 {
+		return nil, fmt.Errorf("signature: no signature to apply")
+	}
+	r, hdr, size, err := openModel(model)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	p := &plan{path: model, size: size, header: hdr, dataStart: int64(len(hdr)), meta: r.Metadata(),
+		infos: r.Tensors(), report: &PatchReport{Model: model, ModelBytes: size}}
+	type term struct {
+		alpha float64
+		t     *Tensor
+	}
+	terms := map[string][]term{} // per model tensor, in the order given
+	for _, a := range sigs {
+		if math.IsNaN(a.Alpha) || math.IsInf(a.Alpha, 0) || math.Abs(a.Alpha) > math.MaxFloat32 {
+			return nil, fmt.Errorf("signature: strength %v for %s is not finite in float32", a.Alpha, a.Sig.Path)
+		}
+		for _, t := range a.Sig.Tensors {
+			in, ok := r.Info(t.Name)
+			if !ok {
+				return nil, fmt.Errorf("signature: %w: tensor %q of signature %s is not in the model %s", ErrMismatch, t.Name, a.Sig.Path, model)
+			}
+			if fmt.Sprint(in.Shape) != fmt.Sprint(t.Shape) {
+				return nil, fmt.Errorf("signature: %w: tensor %q: signature %s has shape %v, model %s has %v", ErrMismatch, t.Name, a.Sig.Path, t.Shape, model, in.Shape)
+			}
+			if !in.DType.Writable() {
+				return nil, fmt.Errorf("signature: tensor %q of %s is %s; patches apply to F32, F16, BF16 and F64 tensors", t.Name, model, in.DType)
+			}
+			terms[t.Name] = append(terms[t.Name], term{a.Alpha, t})
+		}
+	}
+	differ := make([][]string, len(sigs))
+	for _, in := range p.infos {
+		ts, ok := terms[in.Name]
+		if !ok {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		old, err := r.ReadRaw(in.Name)
+		if err != nil {
+			return nil, err
+		}
+		// Hash the original while the patched bytes are computed.
+		oldSum := make(chan string, 1)
+		go func() { oldSum <- hexSHA256(old) }()
+		vals := make([][]float32, len(ts))
+		alphas := make([]float64, len(ts))
+		tensors := make([]*Tensor, len(ts))
+		for k, tm := range ts {
+			if vals[k], err = tm.t.Values(); err != nil {
+				return nil, err
+			}
+			alphas[k], tensors[k] = tm.alpha, tm.t
+		}
+		nb, err := applyTensor(in.DType, old, alphas, vals)
+		fp := <-oldSum
+		if err != nil {
+			return nil, fmt.Errorf("signature: tensor %q: %w", in.Name, err)
+		}
+		for k, a := range sigs {
+			if t := a.Sig.Tensor(in.Name); t != nil && t.Sources.Clean != fp {
+				differ[k] = append(differ[k], in.Name)
+			}
+		}
+		p.touched = append(p.touched, &touch{info: in, rel: in.Offset - p.dataStart, old: old, new: nb, oldSum: fp,
+			newSum: hexSHA256(nb), alphas: alphas, sigs: tensors})
+		p.report.Tensors = append(p.report.Tensors, in.Name)
+		p.report.TouchedBytes += in.Size
+	}
+	for k, a := range sigs {
+		p.report.Signatures = append(p.report.Signatures, AppliedReport{
+			Name: a.Sig.Name, File: a.Sig.Path, SHA256: a.Sig.FileSHA256, Alpha: a.Alpha, Variant: a.Sig.Variant,
+			Codec: a.Sig.Spec.String(), Tensors: len(a.Sig.Tensors), Transfer: len(differ[k]) > 0, Differ: differ[k],
+		})
+	}
+	sort.SliceStable(p.touched, func(i, j int) bool { return p.touched[i].rel < p.touched[j].rel })
+	return p, nil
+}
+
+// applyTensor returns raw (elements of dt) plus Σ alphas[k]·vals[k], computed in float32 (float64
+// for F64) and rounded once into dt. A non-finite result is an error wrapping ErrNonFinite.
+func applyTensor(dt tensor.DType, raw []byte, alphas []float64, vals [][]float32) ([]byte, error) {
+	n := len(raw) / dt.Size()
+	out := make([]byte, len(raw))
+	if dt == tensor.F64 {
+		acc := make([]float64, n)
+		if err := tensor.DecodeFloat64(dt, raw, acc); err != nil {
+			return nil, err
+		}
+		for k, v := range vals {
+			a := alphas[k]
+			for i := range acc {
+				acc[i] += float64(a * float64(v[i]))
+			}
+		}
+		for i, v := range acc {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, i, v)
+			}
+			binary.LittleEndian.PutUint64(out[8*i:], math.Float64bits(v))
+		}
+		return out, nil
+	}
+	if dt == tensor.F32 {
+		// The common case, without a float32 copy of the tensor.
+		for i := range n {
+			x := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			for k, v := range vals {
+				x += float32(float32(alphas[k]) * v[i]) // the conversion keeps the product rounded (no fused multiply-add)
+			}
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return nil, fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, i, x)
+			}
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
+		}
+		return out, nil
+	}
+	acc := make([]float32, n)
+	if err := tensor.DecodeFloat32(dt, raw, acc); err != nil {
+		return nil, err
+	}
+	for k, v := range vals {
+		a := float32(alphas[k])
+		for i := range acc {
+			acc[i] += float32(a * v[i]) // the conversion keeps the product rounded (no fused multiply-add)
+		}
+	}
+	for i, v := range acc {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, i, v)
+		}
+	}
+	if err := tensor.EncodeFloat32(dt, acc, out); err != nil {
+		return nil, err
+	}
+	// Rounding into F16 or BF16 can overflow to infinity.
+	if dt != tensor.F32 {
+		check := make([]float32, n)
+		if err := tensor.DecodeFloat32(dt, out, check); err != nil {
+			return nil, err
+		}
+		for i, v := range check {
+			if math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("%w: value %d becomes %v in %s", ErrNonFinite, i, acc[i], dt)
+			}
+		}
+	}
+	return out, nil
+}
+
+// predictOriginal undoes applyTensor approximately: raw (the patched elements of dt) minus
+// Σ alphas[k]·vals[k], subtracting in reverse order with the same roundings. It is usually, not
+// always, the original; Patch stores the XOR with the true original, which is then mostly zero.
+func predictOriginal(dt tensor.DType, raw []byte, alphas []float64, vals [][]float32) []byte {
+	n := len(raw) / dt.Size()
+	out := make([]byte, len(raw))
+	if dt == tensor.F64 {
+		acc := make([]float64, n)
+		tensor.DecodeFloat64(dt, raw, acc)
+		for k := len(vals) - 1; k >= 0; k-- {
+			a, v := alphas[k], vals[k]
+			for i := range acc {
+				acc[i] -= float64(a * float64(v[i]))
+			}
+		}
+		for i, v := range acc {
+			binary.LittleEndian.PutUint64(out[8*i:], math.Float64bits(v))
+		}
+		return out
+	}
+	acc := make([]float32, n)
+	tensor.DecodeFloat32(dt, raw, acc)
+	for k := len(vals) - 1; k >= 0; k-- {
+		a, v := float32(alphas[k]), vals[k]
+		for i := range acc {
+			acc[i] -= float32(a * v[i])
+		}
+	}
+	tensor.EncodeFloat32(dt, acc, out)
+	return out
+}
+
+// PatchEntry describes one patch applied to a model: an element of the MetaPatch array, or an
+// in-place patch recorded in the model's undo sidecar.
+type PatchEntry struct {
+	ID         string          `json:"id"`
+	Signatures []AppliedReport `json:"signatures"`
+	Tensors    []string        `json:"tensors"`
+	Command    string          `json:"command,omitempty"`
+	InPlace    bool            `json:"in_place,omitempty"`
+}
+
+// History lists the patches applied to the single-file model at path, oldest first: those
+// recorded in its metadata (out of place), then those in its undo sidecar (in place). A model
+// never patched has none.
+func History(path string) ([]PatchEntry, error) {
+	r, err := safetensors.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("signature: %w", err)
+	}
+	raw := r.Metadata()[MetaPatch]
+	r.Close()
+	var out []PatchEntry
+	if raw != "" {
+		if err := json.Unmarshal([]byte(raw), &out); err != nil {
+			return nil, fmt.Errorf("signature: %s: metadata %s is not a patch history: %v", path, MetaPatch, err)
+		}
+	}
+	recs, err := sidecarRecords(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range recs {
+		e := rec.Patch
+		e.InPlace = true
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// planID is a deterministic identifier of a patch: a digest of the model header, the depth of
+// earlier in-place patches, and every touched tensor's bytes before and after.
+func (p *plan) planID(depth int) string {
+	h := sha256.New()
+	h.Write(p.header)
+	fmt.Fprintf(h, "depth %d\n", depth)
+	for _, t := range p.touched {
+		fmt.Fprintf(h, "%s %d %s %s\n", t.info.Name, t.rel, t.oldSum, t.newSum)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func (p *plan) entry() PatchEntry {
+	return PatchEntry{ID: p.report.ID, Signatures: p.report.Signatures, Tensors: p.report.Tensors, Command: p.report.Command,
+		InPlace: p.report.InPlace}
+}
+
+// PatchOptions controls Patch and PatchInPlace.
+type PatchOptions struct {
+	// Force replaces an existing output.
+	Force bool
+	// Command is recorded with the patch.
+	Command string
+}
+
+// copyRange copies n bytes at offset off of src to dst's current position, in the kernel when it
+// can (copy_file_range).
+func copyRange(dst *os.File, src *os.File, off, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	if _, err := src.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	got, err := io.Copy(dst, &io.LimitedReader{R: src, N: n})
+	if err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("copied %d of %d bytes: %s is shorter than its header says (was it changed?)", got, n, src.Name())
+	}
+	return nil
+}
+
+// marshal is json.Marshal for values that cannot fail.
+func marshal(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
