@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/rws-project/rws/signature"
+)
+
+func init() {
+	register(&command{
+		name:    "patch",
+		summary: "apply signatures to a model: θ = θ + Σ α·RWS (out of place, or crash-safe in place)",
+		usage: `rws patch MODEL -s SIG.rws[@α] [-s SIG2.rws@α2 …] (-o OUT | --in-place) [--force] [--json]
+
+α defaults to 1 and may be negative. Only the signatures' tensors change (computed in float32 and
+rounded once into the model's type); every other tensor is copied byte for byte. OUT records the
+patch and what 'rws unpatch' needs to give back MODEL exactly. --in-place rewrites only the
+touched tensors of MODEL, keeping the originals in MODEL.rws-undo; an interrupted run is rolled
+back by the next rws command on MODEL.`,
+		run: runPatch,
+	})
+	describers = append(describers, describePatches)
+}
+
+// describePatches lists, for rws inspect, the patches a model carries (metadata and sidecar).
+func describePatches(path string, meta map[string]string) (string, bool) {
+	if signature.IsSignature(meta) {
+		return "", false
+	}
+	if _, err := os.Stat(path + signature.UndoSuffix); meta[signature.MetaPatch] == "" && err != nil {
+		return "", false
+	}
+	h, err := signature.History(path)
+	if err != nil {
+		return "cannot read the patch history: " + err.Error(), true
+	}
+	if len(h) == 0 {
+		return "", false
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "patched %d times (oldest first; rws unpatch removes the last):", len(h))
+	for _, e := range h {
+		var parts []string
+		for _, s := range e.Signatures {
+			parts = append(parts, fmt.Sprintf("%s@%g", s.Name, s.Alpha))
+		}
+		where := "out of place"
+		if e.InPlace {
+			where = "in place"
+		}
+		fmt.Fprintf(&b, "\n  %s: %s, %s, %d tensors", e.ID, strings.Join(parts, " + "), where, len(e.Tensors))
+	}
+	return b.String(), true
+}
+
+func runPatch(ctx context.Context, a *app, args []string) error {
+	c := commands["patch"]
+	fs := a.flagSet(c)
+	var sigs stringList
+	fs.Var(&sigs, "s", "signature `file[@α]` to apply; repeat to compose several")
+	out := fs.String("o", "", "output model `file`")
+	inPlace := fs.Bool("in-place", false, "patch MODEL itself (crash-safe, cost follows the signature size)")
+	force := fs.Bool("force", false, "replace an existing output file")
+	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, signatures:[{name,file,sha256,alpha,variant,codec,tensors,transfer,differ}], tensors, touched_bytes, model_bytes, undo_bytes}")
+	pos, err := a.parse(c, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("patch: want one MODEL, got %d arguments", len(pos))
+	}
+	if len(sigs) == 0 {
+		return usagef("patch: no signature given (-s SIG.rws[@α])")
+	}
+	model := pos[0]
+	if *inPlace == (*out != "") {
+		return usagef("patch: give either -o OUT or --in-place")
+	}
+	if !*inPlace {
+		if err := checkOutput(*out, *force, model); err != nil {
+			return err
+		}
+	}
+	var applied []signature.Applied
+	for _, s := range sigs {
+		file, alpha, err := signature.ParseAlpha(s)
+		if err != nil {
+			return err
+		}
+		sig, err := signature.Read(file)
+		if err != nil {
+			return err
+		}
+		applied = append(applied, signature.Applied{Sig: sig, Alpha: alpha})
+	}
+	if did, err := signature.RecoverReport(model); err != nil {
+		return err
+	} else if did != "" {
+		a.logf("rws: %s: an interrupted operation was found and %s\n", model, did)
+	}
+	opts := signature.PatchOptions{Force: *force, Command: commandLine("patch", args)}
+	var rep *signature.PatchReport
+	if *inPlace {
+		rep, err = signature.PatchInPlace(ctx, model, applied, opts)
+	} else {
+		rep, err = signature.Patch(ctx, model, *out, applied, opts)
+	}
+	if err != nil {
+		if errors.Is(err, signature.ErrMismatch) {
+			return withHint(err, "a signature applies to models of the architecture it was extracted from")
+		}
+		return err
+	}
+	if *asJSON {
+		return a.json(rep)
+	}
+	printPatch(a, rep)
+	return nil
+}
+
+func printPatch(a *app, rep *signature.PatchReport) {
+	var parts []string
+	for _, s := range rep.Signatures {
+		parts = append(parts, fmt.Sprintf("%s@%g", s.Name, s.Alpha))
+	}
+	target := rep.Out
+	if rep.InPlace {
+		target = rep.Model + " (in place)"
+	}
+	a.printf("patched %s with %s → %s\n", rep.Model, strings.Join(parts, " + "), target)
+	a.printf("  %d tensors changed (%s of %s): %s\n", len(rep.Tensors), signature.Bytes(rep.TouchedBytes),
+		signature.Bytes(rep.ModelBytes), strings.Join(rep.Tensors, ", "))
+	for _, s := range rep.Signatures {
+		if s.Transfer {
+			a.printf("  transfer: %d of %d tensors of %s differ from the clean model %q was extracted from\n",
+				len(s.Differ), s.Tensors, rep.Model, s.Name)
+		} else {
+			a.printf("  %q was extracted from this model (its tensors match the clean model's fingerprints)\n", s.Name)
+		}
+	}
+	if rep.InPlace {
+		a.printf("  undo: rws unpatch --in-place %s (originals kept in %s, %s)\n", rep.Model, rep.Model+signature.UndoSuffix, signature.Bytes(rep.UndoBytes))
+	} else {
+		a.printf("  undo: rws unpatch %s -o FILE gives back %s byte for byte (record in the metadata: %s)\n", rep.Out, rep.Model, signature.Bytes(rep.UndoBytes))
+	}
+}
