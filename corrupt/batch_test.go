@@ -97,7 +97,7 @@ func BenchmarkCIFAR10CBatch(b *testing.B) {
 	src := referenceBatch(b)
 	src = append(append(append(src, src...), src...), src...) // 64 images
 	dst := make([]uint8, len(src))
-	ProceduralTextures()
+	warmUp(b, s, referenceInputs(b)[0])
 	for b.Loop() {
 		for _, name := range s.Corruptions() {
 			for sev := 1; sev <= 5; sev++ {

@@ -13,7 +13,7 @@ type spatterParams struct {
 // liquidLayer smooths the normal field (H×W) with sigma (skimage gaussian, mode 'nearest') and
 // zeroes it below thresh.
 func liquidLayer(field []float64, h, w int, p spatterParams) []float64 {
-	l := make([]float64, h*w)
+	l := getScratch(h * w)
 	gaussianInto(plane(l, h, w), plane(field, h, w), p.sigma, p.sigma, borderNearest, 4)
 	for i, v := range l {
 		if v < p.thresh {
@@ -27,46 +27,50 @@ func liquidLayer(field []float64, h, w int, p spatterParams) []float64 {
 // draws of N(mean, sd)). Water (severities 1-3) adds pale turquoise (175, 238, 238)/255, weighted
 // by the liquid layer times an embossed, equalised distance-to-edge map, normalised to the given
 // strength. Mud (4-5) blends toward brown (63, 42, 20)/255 where the blurred wet mask is at least
-// 0.8. A one-channel image receives the grey of the colour, weights 0.2989, 0.587, 0.114
-// (imagecorruptions' grey branch). The result is unclipped for mud and clipped for water, as in
-// the references (water clips before the final conversion).
+// 0.8. As in the references, the water weights come from the liquid layer truncated to 8 bits, and
+// the blend is computed in float32. A one-channel image receives the grey of the colour, weights
+// 0.2989, 0.587, 0.114 (imagecorruptions' grey branch). The result is clipped to [0, 1].
 //
 // Where no pixel is wet the reference divides 0 by 0 and its output is NaN (0 after np.uint8);
 // here the image is returned unchanged instead.
 func spatter(u Image, field []float64, p spatterParams) Image {
 	h, w := u.H, u.W
 	liquid := liquidLayer(field, h, w, p)
+	defer putScratch(liquid)
 	out := NewImage(h, w, u.C)
+	// The references compute the blend in float32: x = np.array(x, dtype=np.float32)/255.
+	x := func(i int) float32 { return float32(u.Pix[i]) }
+	// store writes a float32 result v (on the 0..1 scale) as its ·255 value divided by 255.
+	store := func(i int, v float32) { out.Pix[i] = float64(min(max(v, 0), 1)*255) / 255 }
 	if p.mud {
-		mask := make([]float64, len(liquid))
+		m := getScratch(len(liquid))
+		defer putScratch(m)
 		for i, v := range liquid {
+			m[i] = 0
 			if v > p.thresh {
-				mask[i] = 1
+				m[i] = 1
 			}
 		}
 		// m.astype(np.float32) is blurred as float32.
-		m := gaussianFilter(plane(mask, h, w), p.strength, borderNearest, 4).Pix
+		gaussianInto(plane(m, h, w), plane(m, h, w), p.strength, p.strength, borderNearest, 4)
+		col := [3]float32{63.0 / 255, 42.0 / 255, 20.0 / 255}
 		for i, v := range m {
-			v = float64(float32(v))
-			if v < 0.8 {
-				v = 0
+			mv := float32(v)
+			if mv < 0.8 {
+				mv = 0
 			}
-			m[i] = v
-		}
-		col := [3]float64{63.0 / 255, 42.0 / 255, 20.0 / 255}
-		for i, mv := range m {
 			if u.C == 1 {
-				g := 0.2989*col[0]*mv + 0.5870*col[1]*mv + 0.1140*col[2]*mv
-				out.Pix[i] = u.Pix[i]*(1-mv) + g
+				g := 0.2989*float64(col[0]*mv) + 0.5870*float64(col[1]*mv) + 0.1140*float64(col[2]*mv)
+				out.Pix[i] = min(max(float64(x(i)*(1-mv))+g, 0), 1)
 				continue
 			}
 			for c := 0; c < 3; c++ {
-				out.Pix[3*i+c] = u.Pix[3*i+c]*(1-mv) + col[c]*mv
+				store(3*i+c, x(3*i+c)*(1-mv)+col[c]*mv)
 			}
 		}
 		return out
 	}
-	// Water.
+	// Water. From here the reference works on the uint8 liquid layer.
 	l8 := make([]uint8, len(liquid))
 	for i, v := range liquid {
 		l8[i] = uint8(int32(v * 255)) // (liquid*255).astype(np.uint8): C cast, wraps above 255
@@ -79,36 +83,38 @@ func spatter(u Image, field []float64, p spatterParams) Image {
 	for i, v := range dist {
 		dist[i] = min(v, 20) // THRESH_TRUNC at 20
 	}
-	dist = cvBlur3(dist, h, w)
-	d8 := make([]uint8, len(dist))
-	for i, v := range dist {
+	blurred := cvBlur3(dist, h, w)
+	putScratch(dist)
+	d8 := make([]uint8, len(blurred))
+	for i, v := range blurred {
 		d8[i] = uint8(v) // astype(np.uint8); values are in [0, 20]
 	}
+	putScratch(blurred)
 	d8 = cvEqualizeHist(d8)
 	d8 = cvEmboss(d8, h, w)
 	d8 = cvBlur3U8(d8, h, w)
-	m := make([]float64, len(liquid))
-	mx := 0.0
-	for i, v := range liquid {
-		m[i] = v * float64(d8[i])
-		mx = max(mx, m[i])
+	// m = liquid (uint8) · dist (float32), normalised by its maximum and scaled, in float32.
+	var mx float32
+	for i, l := range l8 {
+		mx = max(mx, float32(l)*float32(d8[i]))
 	}
 	if !(mx > 0) {
 		return u.Clone()
 	}
-	col := [3]float64{175.0 / 255, 238.0 / 255, 238.0 / 255}
-	for i, v := range m {
-		mv := v / mx * p.strength
+	col := [3]float32{175.0 / 255, 238.0 / 255, 238.0 / 255}
+	strength := float32(p.strength)
+	for i, l := range l8 {
+		mv := float32(l) * float32(d8[i]) / mx * strength
 		if u.C == 1 {
 			var g float64
 			for c, wt := range [3]float64{0.2989, 0.5870, 0.1140} {
-				g += wt * min(max(mv*col[c], 0), 1)
+				g += wt * float64(min(max(mv*col[c], 0), 1))
 			}
 			out.Pix[i] = min(max(u.Pix[i]+g, 0), 1)
 			continue
 		}
 		for c := 0; c < 3; c++ {
-			out.Pix[3*i+c] = min(max(u.Pix[3*i+c]+mv*col[c], 0), 1)
+			store(3*i+c, x(3*i+c)+mv*col[c])
 		}
 	}
 	return out
@@ -123,16 +129,15 @@ func cvCanny(src []uint8, h, w int, low, high float64) []uint8 {
 	lo, hi := int(math.Floor(low)), int(math.Floor(high))
 	p := pad1(src, h, w, borderNearest)
 	W := w + 2
-	dx := make([]int, h*w)
-	dy := make([]int, h*w)
-	mag := make([]int, (h+2)*W) // zero border
+	buf := make([]int32, 2*h*w+(h+2)*W)
+	dx, dy, mag := buf[:h*w], buf[h*w:2*h*w], buf[2*h*w:] // mag has a zero border
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
 			q := p[y*W+x:]
-			gx := (int(q[2]) - int(q[0])) + 2*(int(q[W+2])-int(q[W])) + (int(q[2*W+2]) - int(q[2*W]))
-			gy := (int(q[2*W]) - int(q[0])) + 2*(int(q[2*W+1])-int(q[1])) + (int(q[2*W+2]) - int(q[2]))
+			gx := (int32(q[2]) - int32(q[0])) + 2*(int32(q[W+2])-int32(q[W])) + (int32(q[2*W+2]) - int32(q[2*W]))
+			gy := (int32(q[2*W]) - int32(q[0])) + 2*(int32(q[2*W+1])-int32(q[1])) + (int32(q[2*W+2]) - int32(q[2]))
 			dx[y*w+x], dy[y*w+x] = gx, gy
-			mag[(y+1)*W+x+1] = abs(gx) + abs(gy)
+			mag[(y+1)*W+x+1] = max(gx, -gx) + max(gy, -gy)
 		}
 	}
 	const shift = 15
@@ -144,7 +149,7 @@ func cvCanny(src []uint8, h, w int, low, high float64) []uint8 {
 	)
 	mp := make([]uint8, h*w)
 	var stack []int
-	M := func(y, x int) int { return mag[(y+1)*W+x+1] }
+	M := func(y, x int) int { return int(mag[(y+1)*W+x+1]) }
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
 			i := y*w + x
@@ -153,7 +158,7 @@ func cvCanny(src []uint8, h, w int, low, high float64) []uint8 {
 			if m <= lo {
 				continue
 			}
-			xs, ys := dx[i], dy[i]
+			xs, ys := int(dx[i]), int(dy[i])
 			ax, ay := abs(xs), abs(ys)<<shift
 			t22 := ax * tg22
 			var keep bool
@@ -207,7 +212,7 @@ func cvCanny(src []uint8, h, w int, low, high float64) []uint8 {
 // cvDistanceL2Mask5 is cv2.distanceTransform(src, cv2.DIST_L2, 5): for every non-zero pixel the
 // 5×5 chamfer distance (weights 1, 1.4 and 2.1969, 16-bit fixed point) to the nearest zero pixel;
 // pixels outside the image count as far away.
-func cvDistanceL2Mask5(src []uint8, h, w int) []float64 {
+func cvDistanceL2Mask5(src []uint8, h, w int) []float64 { // the result is a scratch buffer
 	const shift = 16
 	fix := func(v float64) int { return int(math.RoundToEven(v * (1 << shift))) }
 	hv, diag, long := fix(1), fix(1.4), fix(2.1969)
@@ -232,7 +237,7 @@ func cvDistanceL2Mask5(src []uint8, h, w int) []float64 {
 			t[j] = d
 		}
 	}
-	out := make([]float64, h*w)
+	out := getScratch(h * w)
 	for y := h - 1; y >= 0; y-- {
 		for x := w - 1; x >= 0; x-- {
 			j := idx(y, x)
@@ -261,19 +266,19 @@ func pad1[T uint8 | float64](src []T, h, w int, b border) []T {
 	return out
 }
 
-// cvBlur3 is cv2.blur(src, (3, 3)) on a float32 plane: the 3×3 mean with BORDER_REFLECT_101,
-// summed in float32.
-func cvBlur3(src []float64, h, w int) []float64 {
+// cvBlur3 is cv2.blur(src, (3, 3)) on a float32 plane: the 3×3 sum with BORDER_REFLECT_101 in
+// float64 (OpenCV's box filter sums float images in double), times 1/9, rounded to float32.
+func cvBlur3(src []float64, h, w int) []float64 { // the result is a scratch buffer
 	p := pad1(src, h, w, borderReflect101)
 	W := w + 2
-	out := make([]float64, h*w)
+	out := getScratch(h * w)
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
-			var s float32
+			s := 0.0
 			for _, o := range [9]int{0, 1, 2, W, W + 1, W + 2, 2 * W, 2*W + 1, 2*W + 2} {
-				s += float32(p[y*W+x+o])
+				s += p[y*W+x+o]
 			}
-			out[y*w+x] = float64(s * (1.0 / 9))
+			out[y*w+x] = float64(float32(s * (1.0 / 9)))
 		}
 	}
 	return out

@@ -11,8 +11,9 @@ import (
 )
 
 // Func corrupts img (values on the 0..1 scale) at severity, drawing every random number from rng,
-// and returns a new image of the same shape. opt carries settings that are not part of the suite, such as the
-// frost textures; it is never nil. A Func must be safe for concurrent use and must not keep img.
+// and returns a new image of the same shape, never img itself or an image it keeps (Batch recycles
+// results). opt carries settings that are not part of the suite, such as the frost textures; it
+// is never nil. A Func must be safe for concurrent use and must not keep img.
 type Func func(img Image, severity int, rng *rand.Rand, opt *Options) (Image, error)
 
 // Corruption is one corruption of a suite.
