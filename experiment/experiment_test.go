@@ -23,9 +23,9 @@ corruptions = ["shot_noise", "rotate", "stripe"]
 pretrain = 2000
 finetune = 300
 update = 200
-holdout = 100
-test = 200
-matrix_test = 100
+holdout = 60
+test = 150
+matrix_test = 60
 [pretrain]
 epochs = 2
 batch = 32
@@ -41,14 +41,11 @@ batch = 32
 [seeds]
 corruptions = ["shot_noise"]
 [alpha]
-values = [0, 0.5, 1, 1.5]
+values = [0, 1, 1.5]
 [composition]
-lambdas = [1, 2]
+lambdas = [1]
 [lightweight]
 layers = [1, 4]
-[[lightweight.codecs]]
-codec = "linear"
-bits = [2]
 [[lightweight.codecs]]
 codec = "gauss"
 bits = [2]
@@ -151,7 +148,7 @@ func TestRunTiny(t *testing.T) {
 	if res.Dataset == nil || res.Dataset.Available || !strings.Contains(res.Dataset.Note, "apt-get install dataset-fashion-mnist") {
 		t.Errorf("a missing transfer dataset should be skipped with an install hint, got %+v", res.Dataset)
 	}
-	if !res.Alpha.Unpatch.Exact || res.Alpha.Unpatch.Checked != 3 {
+	if !res.Alpha.Unpatch.Exact || res.Alpha.Unpatch.Checked != 2 {
 		t.Errorf("unpatch check: %+v", res.Alpha.Unpatch)
 	}
 	if res.Alpha.Unpatch.PatchedFileAccuracy != res.Alpha.Unpatch.InMemoryAccuracy {

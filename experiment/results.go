@@ -280,6 +280,8 @@ type Rule struct {
 	Accuracy      []float64          `json:"accuracy"` // per set
 	MeanCorrupted float64            `json:"mean_corrupted"`
 	Clean         float64            `json:"clean"`
+	// Note says when the held-out choice could not meet its clean-accuracy bound.
+	Note string `json:"note,omitempty"`
 }
 
 // LambdaScore is one scale tried on held-out data.

@@ -700,6 +700,7 @@ func (r *runner) composition(ctx context.Context, st *study) (string, error) {
 		co.Rules = append(co.Rules, rule)
 		return nil
 	}
+	var fallbacks []string
 	// choose tries each λ on held-out data and returns the best model: the highest mean
 	// corrupted accuracy among those within MaxCleanDrop of θ_std's clean accuracy (or the
 	// highest overall when none is).
@@ -727,6 +728,7 @@ func (r *runner) composition(ctx context.Context, st *study) (string, error) {
 			}
 		}
 		if best < 0 {
+			fallbacks = append(fallbacks, label)
 			for k, s := range scores {
 				if best < 0 || s.MeanCorrupted > scores[best].MeanCorrupted {
 					best = k
@@ -758,7 +760,7 @@ func (r *runner) composition(ctx context.Context, st *study) (string, error) {
 	if err := finish(Rule{Name: "mean", Description: "every signature at α = 1/N", Alphas: alphas(1 / n)}, m); err != nil {
 		return "", err
 	}
-	l, search, m, err := choose("scaled mean", func(l float64) (*nn.Model, error) { return patch(st.std.model, uniform(l/n)...) })
+	l, search, m, err := choose("scaled-mean", func(l float64) (*nn.Model, error) { return patch(st.std.model, uniform(l/n)...) })
 	if err != nil {
 		return "", err
 	}
@@ -793,7 +795,7 @@ func (r *runner) composition(ctx context.Context, st *study) (string, error) {
 		return "", err
 	}
 	merged := ties(all, cc.Trim)
-	l, search, m, err = choose("TIES", func(l float64) (*nn.Model, error) { return patchValues(st.std.model, merged, l) })
+	l, search, m, err = choose("ties", func(l float64) (*nn.Model, error) { return patchValues(st.std.model, merged, l) })
 	if err != nil {
 		return "", err
 	}
@@ -802,6 +804,11 @@ func (r *runner) composition(ctx context.Context, st *study) (string, error) {
 	}
 	if err := finish(Rule{Name: "fine-tuned on all", Description: "θ0 fine-tuned on all corruptions together (a model, not a patch)"}, st.multi.model); err != nil {
 		return "", err
+	}
+	for i := range co.Rules {
+		if slices.Contains(fallbacks, co.Rules[i].Name) {
+			co.Rules[i].Note = fmt.Sprintf("no λ tried kept the held-out clean accuracy within %g pt of θ_std's; the λ with the best held-out corrupted accuracy was taken", cc.MaxCleanDrop)
+		}
 	}
 	var parts []string
 	for _, rl := range co.Rules {

@@ -227,6 +227,16 @@ type Series struct {
 	// Markers draws a dot at each point; Labels, when set, annotates the points.
 	Markers bool
 	Labels  []string
+	// Color, when set (alpha not 0), replaces the palette colour.
+	Color color.RGBA
+}
+
+// colorOf returns the colour of series i.
+func (s Series) colorOf(i int) color.RGBA {
+	if s.Color.A != 0 {
+		return s.Color
+	}
+	return seriesColor(i)
 }
 
 // LineChart is a line plot with axes, tick labels, axis labels, a title and a legend.
@@ -337,7 +347,7 @@ func (lc *LineChart) PNG() ([]byte, error) {
 			return nil, fmt.Errorf("report: series %q has %d x and %d y values", s.Name, len(s.X), len(s.Y))
 		}
 		names = append(names, s.Name)
-		colors = append(colors, seriesColor(i))
+		colors = append(colors, s.colorOf(i))
 		dashed = append(dashed, s.Dashed)
 		for k := range s.X {
 			if !finite(s.X[k]) || !finite(s.Y[k]) || (lc.XLog && s.X[k] <= 0) {
@@ -363,11 +373,15 @@ func (lc *LineChart) PNG() ([]byte, error) {
 		pad = 0.01
 	}
 	var ts []float64
-	lo := ylo - pad
+	// Data within [0, 1] (accuracies, fractions) keeps its axis within [0, 1].
+	lo, hi := ylo-pad, yhi+pad
 	if ylo >= 0 && lo < 0 {
 		lo = 0
 	}
-	ya.lo, ya.hi, ts = niceTicks(lo, yhi+pad, 6)
+	if yhi <= 1 && hi > 1 {
+		hi = 1
+	}
+	ya.lo, ya.hi, ts = niceTicks(lo, hi, 6)
 	if lc.YFixed {
 		ya.lo, ya.hi = lc.YMin, lc.YMax
 		_, _, ts = niceTicks(lc.YMin, lc.YMax, 6)
@@ -407,10 +421,10 @@ func (lc *LineChart) PNG() ([]byte, error) {
 	for _, r := range lc.HLines {
 		y := ya.pos(r.Y)
 		f.c.line(float64(f.left), y, float64(f.right), y, 1, axisGrey, 6)
-		f.c.textAligned(f.left+6, int(y)-3, r.Label, scaleText, axisGrey, 'l', 'b')
+		f.c.textAligned(f.right-6, int(y)+4, r.Label, scaleText, axisGrey, 'r', 't')
 	}
 	for i, s := range lc.Series {
-		col := seriesColor(i)
+		col := s.colorOf(i)
 		dash := 0
 		if s.Dashed {
 			dash = 6
@@ -498,7 +512,7 @@ func (bc *BarChart) PNG() ([]byte, error) {
 	rotate := float64(longest) > groupW-6
 	extra := 0
 	if rotate {
-		extra = longest - textHeight(scaleText)
+		extra = longest - textHeight(scaleText) + 24
 	}
 	f := newFrame(w, h, bc.Title, "", bc.YLabel, lw, extra)
 	ya := &axis{p0: float64(f.bott), p1: float64(f.top)}

@@ -209,7 +209,7 @@ func observation1(p *page, res *experiment.Results) {
 	for i, c := range ld.Corruptions {
 		series = append(series, Series{Name: c, X: x, Y: ld.Relative[i]})
 	}
-	series = append(series, Series{Name: "mean", X: x, Y: ld.Mean, Dashed: true, Markers: true})
+	series = append(series, Series{Name: "mean", X: x, Y: ld.Mean, Dashed: true, Markers: true, Color: black})
 	p.plot("layers.png", "Relative difference between θ_c and θ_std per layer ("+strings.Join(ld.Layers, ", ")+")", (&LineChart{
 		Title: "Relative weight difference per layer", XLabel: "weight layer from the input (" + layerRange(ld.Layers) + ")", YLabel: "relative difference",
 		Series: series, Height: 640,
@@ -295,8 +295,8 @@ func alpha(p *page, res *experiment.Results) {
 	for _, it := range as.Items {
 		series = append(series, Series{Name: it.Corruption, X: as.Values, Y: it.Corrupted})
 	}
-	series = append(series, Series{Name: "mean corrupted", X: as.Values, Y: as.MeanCorrupted, Dashed: true, Markers: true},
-		Series{Name: "mean clean", X: as.Values, Y: as.MeanClean, Dashed: true, Markers: true})
+	series = append(series, Series{Name: "mean corrupted", X: as.Values, Y: as.MeanCorrupted, Dashed: true, Markers: true, Color: black},
+		Series{Name: "mean clean", X: as.Values, Y: as.MeanClean, Dashed: true, Markers: true, Color: axisGrey})
 	p.plot("alpha.png", "Accuracy against the signature strength α (solid: each corruption's test set)", (&LineChart{
 		Title: "Accuracy as the signature is scaled", XLabel: "a (signature strength)", YLabel: "accuracy", Series: series, Height: 640,
 	}).PNG)
@@ -331,6 +331,9 @@ func composition(p *page, res *experiment.Results) {
 			parts = append(parts, fmt.Sprintf("λ %g: %s / %s", s.Lambda, pct(s.MeanCorrupted), pct(s.Clean)))
 		}
 		p.para("Held-out search for %s (mean corrupted %% / clean %%): %s.", rl.Name, strings.Join(parts, "; "))
+		if rl.Note != "" {
+			p.para("**%s:** %s.", rl.Name, rl.Note)
+		}
 	}
 	p.plot("composition.png", "Composition rules: mean accuracy over the corrupted test sets, and clean accuracy", (&BarChart{
 		Title: "All signatures at once", YLabel: "accuracy", Categories: names,

@@ -151,15 +151,13 @@ func evalRun(ctx context.Context, a *app, o evalOptions) error {
 		}
 		return r.Accuracy, r.Loss, refAcc, nil
 	}
-	res.CleanAccuracy, res.CleanLoss, err = func() (float64, float64, error) {
-		acc, loss, racc, err := evalBoth(set, "clean images")
-		if refRes != nil {
-			refRes.CleanAccuracy = racc
-		}
-		return acc, loss, err
-	}()
+	acc, loss, refAcc, err := evalBoth(set, "clean images")
 	if err != nil {
 		return err
+	}
+	res.CleanAccuracy, res.CleanLoss = acc, loss
+	if refRes != nil {
+		refRes.CleanAccuracy = refAcc
 	}
 	if suite != nil {
 		res.Suite = suite.Name()

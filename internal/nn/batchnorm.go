@@ -69,17 +69,12 @@ func (b *batchNorm) forward(x []float32, n int, train bool) []float32 {
 			if train {
 				var s float64
 				for i := 0; i < n; i++ {
-					for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-						s += float64(v)
-					}
+					s += sum64(x[(i*c+ch)*hw : (i*c+ch+1)*hw])
 				}
 				mean = s / m
 				var ss float64
 				for i := 0; i < n; i++ {
-					for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-						d := float64(v) - mean
-						ss += d * d
-					}
+					ss += dotCentered(x[(i*c+ch)*hw:(i*c+ch+1)*hw], x[(i*c+ch)*hw:(i*c+ch+1)*hw], float32(mean), float32(mean))
 				}
 				v := ss / m
 				invstd = 1 / math.Sqrt(v+b.eps)
@@ -125,12 +120,11 @@ func (b *batchNorm) backward(dy []float32, needDx bool) []float32 {
 			mean, invstd := b.mean[ch], b.scale[ch]
 			var sdy, sdyx float64
 			for i := 0; i < n; i++ {
-				xs := x[(i*c+ch)*hw : (i*c+ch+1)*hw]
-				for j, d := range dy[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-					sdy += float64(d)
-					sdyx += float64(d) * float64((xs[j]-mean)*invstd)
-				}
+				d := dy[(i*c+ch)*hw : (i*c+ch+1)*hw]
+				sdy += sum64(d)
+				sdyx += dotCentered(d, x[(i*c+ch)*hw:(i*c+ch+1)*hw], 0, mean)
 			}
+			sdyx *= float64(invstd)
 			b.weight.g[ch] += float32(sdyx)
 			b.bias.g[ch] += float32(sdy)
 			if !needDx {
@@ -164,4 +158,41 @@ func (b *batchNorm) backward(dy []float32, needDx bool) []float32 {
 		return b.dx
 	}
 	return nil
+}
+
+// sum64 is Σ s[i] in float64, with independent partial sums so that the additions overlap.
+func sum64(s []float32) float64 {
+	var a0, a1, a2, a3 float64
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		v := s[i : i+4 : i+4]
+		a0 += float64(v[0])
+		a1 += float64(v[1])
+		a2 += float64(v[2])
+		a3 += float64(v[3])
+	}
+	for ; i < len(s); i++ {
+		a0 += float64(s[i])
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+// dotCentered is Σ (a[i] − ca)·(b[i] − cb) in float64 (len(b) ≥ len(a)), with independent
+// partial sums.
+func dotCentered(a, b []float32, ca, cb float32) float64 {
+	b = b[:len(a)]
+	fa, fb := float64(ca), float64(cb)
+	var a0, a1, a2, a3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		x, y := a[i:i+4:i+4], b[i:i+4:i+4]
+		a0 += (float64(x[0]) - fa) * (float64(y[0]) - fb)
+		a1 += (float64(x[1]) - fa) * (float64(y[1]) - fb)
+		a2 += (float64(x[2]) - fa) * (float64(y[2]) - fb)
+		a3 += (float64(x[3]) - fa) * (float64(y[3]) - fb)
+	}
+	for ; i < len(a); i++ {
+		a0 += (float64(a[i]) - fa) * (float64(b[i]) - fb)
+	}
+	return (a0 + a1) + (a2 + a3)
 }

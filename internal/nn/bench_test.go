@@ -101,3 +101,44 @@ func BenchmarkUnfold(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLayers times the forward and backward passes of single layers on a batch of 128.
+func BenchmarkLayers(b *testing.B) {
+	const n = 128
+	convPool := func() layer {
+		c, _ := newConv("c", shape{32, 28, 28}, 32, 3, 1, 1, true)
+		c.fuse(newMaxPool(c.co, 2, 2, false))
+		return c
+	}
+	conv8 := func() layer {
+		c, _ := newConv("c", shape{64, 8, 8}, 64, 3, 1, 1, false)
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		l    layer
+		in   shape
+	}{
+		{"conv3x3+relu+pool/32x28x28", convPool(), shape{32, 28, 28}},
+		{"conv3x3/64x8x8", conv8(), shape{64, 8, 8}},
+		{"batchnorm/16x32x32", newBatchNorm("bn", shape{16, 32, 32}), shape{16, 32, 32}},
+		{"maxpool/32x28x28", newMaxPool(shape{32, 28, 28}, 2, 2, false), shape{32, 28, 28}},
+		{"linear/3136x128", newLinear("l", shape{64, 7, 7}, 128), shape{64, 7, 7}},
+	} {
+		x := hashUniform(tc.name, n*tc.in.size())
+		dy := hashUniform(tc.name+".dy", n*tc.l.out().size())
+		d := make([]float32, len(dy))
+		b.Run(tc.name+"/forward", func(b *testing.B) {
+			for b.Loop() {
+				tc.l.forward(x, n, true)
+			}
+		})
+		b.Run(tc.name+"/backward", func(b *testing.B) {
+			tc.l.forward(x, n, true)
+			for b.Loop() {
+				copy(d, dy)
+				tc.l.backward(d, true)
+			}
+		})
+	}
+}

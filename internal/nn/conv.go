@@ -135,18 +135,26 @@ func (c *conv2d) forward(x []float32, n int, train bool) []float32 {
 				i := i0 + j
 				for co := 0; co < cout; co++ {
 					src := out[co*oldOut+j*ohw : co*oldOut+(j+1)*ohw]
-					if c.relu {
-						reluInPlace(src)
-					}
 					pl := i*cout + co
-					switch {
-					case c.pool != nil:
+					if c.pool != nil {
+						// The ReLU runs after the pool, on a quarter of the values: max and ReLU
+						// commute, and where the maximum is not positive both the value and the
+						// gradient are zero either way, so results match ReLU then pool exactly.
 						var idx []uint8 // the maxima's positions, for backward
 						if !inference {
 							idx = c.pool.idx[pl*pohw : (pl+1)*pohw]
 						}
-						c.pool.plane(src, c.y[pl*pohw:(pl+1)*pohw], idx)
-					case gi > 1:
+						dst := c.y[pl*pohw : (pl+1)*pohw]
+						c.pool.plane(src, dst, idx)
+						if c.relu {
+							reluInPlace(dst)
+						}
+						continue
+					}
+					if c.relu {
+						reluInPlace(src)
+					}
+					if gi > 1 {
 						copy(c.y[pl*ohw:(pl+1)*ohw], src)
 					}
 				}
@@ -439,10 +447,7 @@ func (c *conv2d) im2colSame(x, col []float32, ld int) {
 				}
 				clear(row[b:])
 				if z0 > 0 || z1 < w {
-					for r := a / w * w; r < b; r += w {
-						clear(row[r : r+z0])
-						clear(row[r+z1 : r+w])
-					}
+					zeroColumns(row[a/w*w:min(len(row), (b+w-1)/w*w)], w, z0, z1)
 				}
 			}
 		}
@@ -459,15 +464,26 @@ func (c *conv2d) col2imSame(dcol, dx []float32, ld int) {
 				row := dcol[((ci*k+ki)*k+kj)*ld:][:hw]
 				off, a, b, z0, z1 := c.shift(ki, kj)
 				if z0 > 0 || z1 < w { // drop the gradient of wrapped (padding) positions
-					for r := a / w * w; r < b; r += w {
-						clear(row[r : r+z0])
-						clear(row[r+z1 : r+w])
-					}
+					zeroColumns(row[a/w*w:min(len(row), (b+w-1)/w*w)], w, z0, z1)
 				}
 				if b > a {
 					addTo(plane[a+off:b+off], row[a:b])
 				}
 			}
+		}
+	}
+}
+
+// zeroColumns zeroes columns [0, z0) and [z1, w) of each row of the w-wide rows in s (a few
+// values per row: a loop, not a clear call per row).
+func zeroColumns(s []float32, w, z0, z1 int) {
+	for r := 0; r+w <= len(s); r += w {
+		row := s[r : r+w]
+		for x := 0; x < z0; x++ {
+			row[x] = 0
+		}
+		for x := z1; x < w; x++ {
+			row[x] = 0
 		}
 	}
 }

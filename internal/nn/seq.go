@@ -114,11 +114,7 @@ func (b *basicBlock) forward(x []float32, n int, train bool) []float32 {
 	y := b.y
 	parallel(len(y), minElems, func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
-			if v := h[i] + s[i]; v > 0 {
-				y[i] = v
-			} else {
-				y[i] = 0
-			}
+			y[i] = max(h[i]+s[i], 0)
 		}
 	})
 	return y
@@ -127,11 +123,7 @@ func (b *basicBlock) forward(x []float32, n int, train bool) []float32 {
 func (b *basicBlock) backward(dy []float32, needDx bool) []float32 {
 	y := b.y
 	parallel(len(y), minElems, func(_, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if y[i] <= 0 {
-				dy[i] = 0
-			}
-		}
+		reluMask(dy[lo:hi], y[lo:hi])
 	})
 	d := b.bn2.backward(dy, true)
 	d = b.conv2.backward(d, true)

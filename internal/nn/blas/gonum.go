@@ -1,5 +1,3 @@
-//go:build !cgo || noopenblas
-
 package blas
 
 import (
@@ -7,17 +5,9 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// Name describes the implementation: "gonum (pure Go)".
-func Name() string { return "gonum (pure Go)" }
-
-// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, with op(X) = Xᵀ when the
-// matching trans flag is set; op(A) is m×k, op(B) k×n, C m×n. It panics when a slice is too
-// short for its dimensions and leading dimension.
-func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+// gonumSgemm is the pure-Go fallback, used when cgo is off, with the noopenblas tag, or when
+// the OpenBLAS shared library is not installed.
+func gonumSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ta, tb := blas.NoTrans, blas.NoTrans
 	if transA {
 		ta = blas.Trans

@@ -3,29 +3,68 @@
 package blas
 
 /*
-#cgo LDFLAGS: -lopenblas
-// Declared here rather than through cblas.h, which differs between BLAS vendors; the enum
-// arguments are ints in every ABI (CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112).
-void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha,
-	const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
-void openblas_set_num_threads(int n);
-char *openblas_get_corename(void);
-char *openblas_get_config(void);
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stddef.h>
+
+// OpenBLAS is loaded at run time, so rws builds and runs where only gcc is installed (falling
+// back to gonum) and uses OpenBLAS wherever the shared library exists (Debian: libopenblas0 or
+// libopenblas-dev). The enum arguments are ints in every ABI (CblasRowMajor = 101,
+// CblasNoTrans = 111, CblasTrans = 112).
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,
+	float, float *, int);
+typedef void (*threads_fn)(int);
+typedef char *(*str_fn)(void);
+
+static sgemm_fn rws_sgemm_ptr;
+static str_fn rws_corename_ptr, rws_config_ptr;
+
+static int rws_openblas_load(void) {
+	const char *names[] = {"libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0", NULL};
+	for (int i = 0; names[i] != NULL; i++) {
+		void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+		if (h == NULL) {
+			continue;
+		}
+		rws_sgemm_ptr = (sgemm_fn)dlsym(h, "cblas_sgemm");
+		if (rws_sgemm_ptr == NULL) {
+			dlclose(h);
+			continue;
+		}
+		threads_fn set = (threads_fn)dlsym(h, "openblas_set_num_threads");
+		if (set != NULL) {
+			set(1);
+		}
+		rws_corename_ptr = (str_fn)dlsym(h, "openblas_get_corename");
+		rws_config_ptr = (str_fn)dlsym(h, "openblas_get_config");
+		return 1;
+	}
+	return 0;
+}
+
+static void rws_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+	const float *b, int ldb, float beta, float *c, int ldc) {
+	rws_sgemm_ptr(101, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static const char *rws_corename(void) { return rws_corename_ptr ? rws_corename_ptr() : "?"; }
+static const char *rws_config(void) { return rws_config_ptr ? rws_config_ptr() : "?"; }
 */
 import "C"
 
 import "unsafe"
 
-func init() {
-	// The caller parallelises over images and matrix blocks; OpenBLAS's own threads would only
-	// compete with it. OpenBLAS picks its kernels for the CPU at load time; OPENBLAS_CORETYPE
-	// overrides that choice (some environments set it to Haswell, which disables AVX-512).
-	C.openblas_set_num_threads(1)
-}
+// haveOpenBLAS is set once at start-up. The caller parallelises over images and matrix blocks,
+// so OpenBLAS runs one thread per call (its own threads would only compete).
+var haveOpenBLAS = C.rws_openblas_load() == 1
 
-// Name describes the implementation, e.g. "openblas SkylakeX (OpenBLAS 0.3.21 DYNAMIC_ARCH …)".
+// Name describes the implementation, e.g. "openblas SkylakeX (OpenBLAS 0.3.21 DYNAMIC_ARCH …)",
+// or "gonum (pure Go; OpenBLAS not found …)".
 func Name() string {
-	return "openblas " + C.GoString(C.openblas_get_corename()) + " (" + C.GoString(C.openblas_get_config()) + ")"
+	if !haveOpenBLAS {
+		return "gonum (pure Go; OpenBLAS not found: apt-get install libopenblas0 for full speed)"
+	}
+	return "openblas " + C.GoString(C.rws_corename()) + " (" + C.GoString(C.rws_config()) + ")"
 }
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, with op(X) = Xᵀ when the
@@ -36,6 +75,10 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if !haveOpenBLAS {
+		gonumSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	ta, tb := C.int(111), C.int(111)
 	if transA {
 		ta = 112
@@ -50,6 +93,6 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	if len(b) > 0 {
 		pb = (*C.float)(unsafe.Pointer(&b[0]))
 	}
-	C.cblas_sgemm(101, ta, tb, C.int(m), C.int(n), C.int(k), C.float(alpha), pa, C.int(lda),
+	C.rws_sgemm(ta, tb, C.int(m), C.int(n), C.int(k), C.float(alpha), pa, C.int(lda),
 		pb, C.int(ldb), C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc))
 }
