@@ -120,40 +120,31 @@ func (c *conv2d) forward(x []float32, n int, train bool) []float32 {
 				}
 				b, ldb = col, ld
 			}
-			var beta float32
-			if c.bias != nil {
-				for co, v := range c.bias.w {
-					row := out[co*oldOut : co*oldOut+gi*ohw]
-					for j := range row {
-						row[j] = v
-					}
-				}
-				beta = 1
-			}
-			blas.Sgemm(false, false, cout, gi*ohw, ckk, 1, w, ckk, b, ldb, beta, out, oldOut)
+			blas.Sgemm(false, false, cout, gi*ohw, ckk, 1, w, ckk, b, ldb, 0, out, oldOut)
+			// The epilogue adds the bias and applies the ReLU in one pass; before a pool it
+			// pools first and then works on a quarter of the values: a per-channel constant and
+			// the ReLU commute with the maximum (where the maximum is not positive, the value
+			// and the gradient are zero either way), so results match PyTorch's order exactly.
 			for j := 0; j < gi; j++ {
 				i := i0 + j
 				for co := 0; co < cout; co++ {
 					src := out[co*oldOut+j*ohw : co*oldOut+(j+1)*ohw]
+					var bias float32
+					if c.bias != nil {
+						bias = c.bias.w[co]
+					}
 					pl := i*cout + co
 					if c.pool != nil {
-						// The ReLU runs after the pool, on a quarter of the values: max and ReLU
-						// commute, and where the maximum is not positive both the value and the
-						// gradient are zero either way, so results match ReLU then pool exactly.
 						var idx []uint8 // the maxima's positions, for backward
 						if !inference {
 							idx = c.pool.idx[pl*pohw : (pl+1)*pohw]
 						}
 						dst := c.y[pl*pohw : (pl+1)*pohw]
 						c.pool.plane(src, dst, idx)
-						if c.relu {
-							reluInPlace(dst)
-						}
+						biasReLU(dst, bias, c.relu)
 						continue
 					}
-					if c.relu {
-						reluInPlace(src)
-					}
+					biasReLU(src, bias, c.relu)
 					if gi > 1 {
 						copy(c.y[pl*ohw:(pl+1)*ohw], src)
 					}
@@ -470,6 +461,20 @@ func (c *conv2d) col2imSame(dcol, dx []float32, ld int) {
 					addTo(plane[a+off:b+off], row[a:b])
 				}
 			}
+		}
+	}
+}
+
+// biasReLU adds bias to s and, when relu is set, replaces negative results by zero.
+func biasReLU(s []float32, bias float32, relu bool) {
+	switch {
+	case relu:
+		for i, v := range s {
+			s[i] = max(v+bias, 0)
+		}
+	case bias != 0:
+		for i := range s {
+			s[i] += bias
 		}
 	}
 }
