@@ -30,6 +30,11 @@ func runDiff(ctx context.Context, a *app, args []string) error {
 	if len(files) != 2 {
 		return usagef("diff: want two files A B, got %d", len(files))
 	}
+	for _, f := range files {
+		if err := recoverModel(a, f); err != nil {
+			return err
+		}
+	}
 	rep, err := diff.Files(files[0], files[1], diff.Options{Order: layer.ParseStated(*order)})
 	if err != nil {
 		return err

@@ -97,6 +97,9 @@ func evalRun(ctx context.Context, a *app, o evalOptions) error {
 	if o.limit < 0 {
 		return usagef("eval: --limit %d is negative", o.limit)
 	}
+	if err := recoverModel(a, o.model); err != nil {
+		return err
+	}
 	m, err := nn.LoadCheckpoint(o.model)
 	if err != nil {
 		return err

@@ -41,6 +41,9 @@ func runInspect(ctx context.Context, a *app, args []string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if err := recoverModel(a, f); err != nil {
+			return err
+		}
 		rep, err := inspect.File(f, inspect.Options{Stats: *stats, Order: layer.ParseStated(*order)})
 		if err != nil {
 			return err

@@ -64,6 +64,9 @@ func runPredict(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	}
+	if err := recoverModel(a, o.model); err != nil {
+		return err
+	}
 	m, err := nn.LoadCheckpoint(o.model)
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+
+	"github.com/rws-project/rws/signature"
 )
 
 // checkOutput refuses an output path that is one of the inputs (same file on disk), and an
@@ -41,4 +43,17 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// recoverModel finishes or rolls back an in-place patch of path that a crash interrupted (its
+// journal says which), so that every command reads a whole model. It says on stderr what it did.
+func recoverModel(a *app, path string) error {
+	did, err := signature.RecoverReport(path)
+	if err != nil {
+		return fmt.Errorf("%s: an interrupted in-place patch could not be recovered: %w", path, err)
+	}
+	if did != "" {
+		a.logf("rws: %s: found an interrupted in-place patch: %s\n", path, did)
+	}
+	return nil
 }
