@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/binary"
-	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strconv"
 	"testing"
 
@@ -58,11 +56,14 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	},
 }
 
-// testModel is the layout of writeTestModel: a small CNN as a PyTorch state_dict, sorted.
-var testModel = []struct {
+// layoutEntry is one tensor of a generated test checkpoint.
+type layoutEntry struct {
 	name  string
 	shape []int64
-}{
+}
+
+// testModel is the layout of writeTestModel: a small CNN as a PyTorch state_dict, sorted.
+var testModel = []layoutEntry{
 	{"classifier.0.bias", []int64{16}},
 	{"classifier.0.weight", []int64{16, 64}},
 	{"classifier.2.bias", []int64{10}},
@@ -78,24 +79,28 @@ var testModel = []struct {
 // writeTestModel writes values base(i) + scale·noise(seed), so models of one seed family differ
 // by a controlled amount.
 func writeTestModel(path string, seed uint64, scale float64, dt tensor.DType) error {
+	return writeSeeded(path, testModel, seed, scale, 0.1, dt)
+}
+
+// writeSeeded writes the tensors of layout with values baseStd·N(0,1) from a fixed stream plus
+// scale·0.01·N(0,1) from a stream of seed, drawn in layout order, stored sorted by name as
+// safetensors writers do.
+func writeSeeded(path string, layout []layoutEntry, seed uint64, scale, baseStd float64, dt tensor.DType) error {
 	base := rand.New(rand.NewPCG(1, 2))
 	noise := rand.New(rand.NewPCG(seed, 99))
 	var ts []safetensors.Tensor
-	for _, tm := range testModel {
-		n := tensor.Elements(tm.shape)
+	for _, e := range layout {
+		n := tensor.Elements(e.shape)
 		vals := make([]float32, n)
 		for i := range vals {
-			vals[i] = float32(base.NormFloat64()*0.1 + scale*0.01*noise.NormFloat64())
+			vals[i] = float32(base.NormFloat64()*baseStd + scale*0.01*noise.NormFloat64())
 		}
 		data := make([]byte, n*int64(dt.Size()))
 		if err := tensor.EncodeFloat32(dt, vals, data); err != nil {
 			return err
 		}
-		ts = append(ts, safetensors.Tensor{Name: tm.name, DType: dt, Shape: tm.shape, Data: data})
+		ts = append(ts, safetensors.Tensor{Name: e.name, DType: dt, Shape: e.shape, Data: data})
 	}
+	sort.SliceStable(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
 	return safetensors.WriteFile(path, ts, map[string]string{"format": "pt"}, safetensors.WriteOptions{})
 }
-
-var _ = binary.LittleEndian
-var _ = math.Pi
-var _ = fmt.Sprint

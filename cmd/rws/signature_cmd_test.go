@@ -1,13 +1,11 @@
 package main
 
 import (
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/signature"
 	"github.com/rws-project/rws/tensor"
 )
@@ -62,35 +60,11 @@ func writeVGG16(path string, seed uint64, scale float64) error {
 	chans := [][2]int64{{3, 64}, {64, 64}, {64, 128}, {128, 128}, {128, 256}, {256, 256}, {256, 256},
 		{256, 512}, {512, 512}, {512, 512}, {512, 512}, {512, 512}, {512, 512}}
 	idx := []int{0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28}
-	type ent struct {
-		name  string
-		shape []int64
-	}
-	var layout []ent
+	var layout []layoutEntry
 	for i, c := range chans {
 		n := "features." + strconv.Itoa(idx[i])
-		layout = append(layout, ent{n + ".bias", []int64{c[1]}}, ent{n + ".weight", []int64{c[1], c[0], 3, 3}})
+		layout = append(layout, layoutEntry{n + ".bias", []int64{c[1]}}, layoutEntry{n + ".weight", []int64{c[1], c[0], 3, 3}})
 	}
-	layout = append(layout, ent{"classifier.bias", []int64{10}}, ent{"classifier.weight", []int64{10, 512}})
-	base := rand.New(rand.NewPCG(1, 2))
-	noise := rand.New(rand.NewPCG(seed, 99))
-	var ts []safetensors.Tensor
-	for _, e := range layout {
-		n := tensor.Elements(e.shape)
-		vals := make([]float32, n)
-		for i := range vals {
-			vals[i] = float32(base.NormFloat64()*0.05 + scale*0.01*noise.NormFloat64())
-		}
-		data := make([]byte, 4*n)
-		if err := tensor.EncodeFloat32(tensor.F32, vals, data); err != nil {
-			return err
-		}
-		ts = append(ts, safetensors.Tensor{Name: e.name, DType: tensor.F32, Shape: e.shape, Data: data})
-	}
-	for i := 1; i < len(ts); i++ {
-		for j := i; j > 0 && ts[j].Name < ts[j-1].Name; j-- {
-			ts[j], ts[j-1] = ts[j-1], ts[j]
-		}
-	}
-	return safetensors.WriteFile(path, ts, map[string]string{"format": "pt"}, safetensors.WriteOptions{})
+	layout = append(layout, layoutEntry{"classifier.bias", []int64{10}}, layoutEntry{"classifier.weight", []int64{10, 512}})
+	return writeSeeded(path, layout, seed, scale, 0.05, tensor.F32)
 }
