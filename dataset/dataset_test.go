@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/rws-project/rws/corrupt"
@@ -598,4 +599,19 @@ func TestCorrupt(t *testing.T) {
 	mc, _ := corrupt.Lookup("mnist-c")
 	_, err = Corrupt(context.Background(), s, mc, "shear", mc.Severities("shear")[0], CorruptOptions{})
 	wantErr(t, err, "needs 28x28 grey images")
+}
+
+// A damaged gzip trailer claims a size near 1 GiB for a 24-byte file: parseIDX must not
+// allocate it (the fuzzer found that each such file cost a gigabyte).
+func TestParseIDXDamagedGzipTrailerAllocatesLittle(t *testing.T) {
+	b := []byte("\x1f\x8b\b0\x80\xfd\xfd\xfd\x00\x80\xfd\xfd\xfd\x86;2\x00\x02\x02\x00\x008")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, _, err := parseIDX(b, "bad.gz"); err == nil {
+		t.Fatal("damaged gzip file accepted")
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Fatalf("parsing a 24-byte file allocated %d bytes", got)
+	}
 }

@@ -168,10 +168,12 @@ func parseIDX(b []byte, path string) ([]int, []byte, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("dataset: %q: gzip: %w", path, err)
 		}
-		// The gzip trailer holds the uncompressed size mod 2³²: use it to read without regrowing.
+		// The gzip trailer holds the uncompressed size mod 2³²: use it to read without regrowing,
+		// but only when deflate could reach it (at most 1032:1), so that a damaged trailer
+		// cannot make a small file allocate a gigabyte.
 		var buf bytes.Buffer
 		if len(b) >= 4 {
-			if hint := binary.LittleEndian.Uint32(b[len(b)-4:]); hint < 1<<30 {
+			if hint := binary.LittleEndian.Uint32(b[len(b)-4:]); hint < 1<<30 && int64(hint) <= 1032*int64(len(b)) {
 				buf.Grow(int(hint) + bytes.MinRead)
 			}
 		}

@@ -129,7 +129,7 @@ func FuzzRead(f *testing.F) {
 		b, _ := os.ReadFile(p)
 		f.Add(b)
 	}
-	p := filepath.Join(dir, "fuzz.rws")
+	p := filepath.Join(fuzzDir(f), "fuzz.rws")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
@@ -173,8 +173,8 @@ func FuzzUnpatchRecord(f *testing.F) {
 		}
 		r.Close()
 	}
-	in := filepath.Join(dir, "in")
-	out := filepath.Join(dir, "out")
+	in := filepath.Join(fuzzDir(f), "in")
+	out := filepath.Join(filepath.Dir(in), "out")
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		m := map[string]string{}
 		for k, v := range meta {

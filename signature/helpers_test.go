@@ -221,3 +221,17 @@ func sameFile(t testing.TB, a, b string) bool {
 	}
 	return bytes.Equal(x, y)
 }
+
+// fuzzDir is a folder for the files a fuzz target rewrites on every run. It prefers a RAM file
+// system: on ext4 mounted with discard (as on our CI machines), truncating or replacing a file
+// waits for the device to discard its blocks, and a fuzz worker then manages a few runs a
+// second and the fuzz pass times out.
+func fuzzDir(f *testing.F) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "rws-fuzz-"); err == nil {
+			f.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return f.TempDir()
+}
