@@ -82,6 +82,9 @@ func runRecalibrate(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := recoverModel(a, o.model); err != nil {
+		return err
+	}
 	m, err := nn.LoadCheckpoint(o.model)
 	if err != nil {
 		return err

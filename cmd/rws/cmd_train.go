@@ -282,6 +282,9 @@ func trainRun(ctx context.Context, a *app, o trainOptions) error {
 		a.logf("rws: resuming after epoch %d of %d\n", tr.Epoch(), r.Epochs)
 	} else {
 		if o.from != "" {
+			if err := recoverModel(a, o.from); err != nil {
+				return err
+			}
 			m, err = nn.LoadCheckpoint(o.from)
 			if err != nil {
 				return err
