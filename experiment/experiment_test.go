@@ -208,6 +208,9 @@ func TestRunTiny(t *testing.T) {
 		if got := evalFile(out, clean); got != p.PatchedCleanAccuracy {
 			t.Errorf("%s: patched clean accuracy from rws patch %v, report %v", p.Corruption, got, p.PatchedCleanAccuracy)
 		}
+		if d := 100 * (res.Summary.StdClean - p.PatchedCleanAccuracy); math.Abs(d-p.CleanDrop) > 1e-9 || p.CleanDropSE < 0 {
+			t.Errorf("%s: clean drop %v ± %v, accuracies say %v", p.Corruption, p.CleanDrop, p.CleanDropSE, d)
+		}
 		if g := gap(patched, p.StdAccuracy, p.RobustAccuracy); math.Abs(g-p.GapClosed) > 1e-12 {
 			t.Errorf("%s: gap closed recomputed %v, report %v", p.Corruption, g, p.GapClosed)
 		}
@@ -254,4 +257,23 @@ func mustSuite(t *testing.T, name string) *corrupt.Suite {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestPairedDrop checks the paired drop and its standard error against values worked by hand.
+func TestPairedDrop(t *testing.T) {
+	// 10 images: a right on 8, b right on 7; they disagree on 3 (a alone on 2, b alone on 1).
+	a := []bool{true, true, true, true, true, true, true, true, false, false}
+	b := []bool{true, true, true, true, true, true, false, false, true, false}
+	drop, se := pairedDrop(a, b)
+	// Differences: +1 twice, −1 once, 0 seven times: mean 0.1, E[d²] 0.3, variance of the
+	// mean (0.3 − 0.01)/10 = 0.029.
+	if math.Abs(drop-10) > 1e-12 || math.Abs(se-100*math.Sqrt(0.029)) > 1e-12 {
+		t.Errorf("pairedDrop = %v ± %v, want 10 ± %v", drop, se, 100*math.Sqrt(0.029))
+	}
+	if d, e := pairedDrop(a, a); d != 0 || e != 0 {
+		t.Errorf("identical results: %v ± %v, want 0 ± 0", d, e)
+	}
+	if d, e := pairedDrop(nil, nil); d != 0 || e != 0 {
+		t.Errorf("no images: %v ± %v", d, e)
+	}
 }

@@ -103,6 +103,10 @@ type Patching struct {
 	StdCleanAccuracy     float64 `json:"std_clean_accuracy"`
 	PatchedCleanAccuracy float64 `json:"patched_clean_accuracy"`
 	RobustCleanAccuracy  float64 `json:"robust_clean_accuracy"`
+	// CleanDrop is θ_std's clean accuracy minus the patched model's, in points, measured on the
+	// same images; CleanDropSE is its standard error (paired: from the images they disagree on).
+	CleanDrop   float64 `json:"clean_drop_points"`
+	CleanDropSE float64 `json:"clean_drop_se_points"`
 }
 
 // PatchSummary summarises Patching.
@@ -122,7 +126,13 @@ type PatchSummary struct {
 	// MeanCleanDrop and MaxCleanDrop are in points: θ_std's clean accuracy minus the patched one.
 	MeanCleanDrop float64 `json:"mean_clean_drop_points"`
 	MaxCleanDrop  float64 `json:"max_clean_drop_points"`
-	InitClean     float64 `json:"init_clean_accuracy"`
+	// MaxCleanDropSE and MaxCleanDropCorruption belong to the largest drop.
+	MaxCleanDropSE         float64 `json:"max_clean_drop_se_points"`
+	MaxCleanDropCorruption string  `json:"max_clean_drop_corruption"`
+	// MaxCleanDropBeyondNoise is the largest drop − 2 SE: above 0.5 pt only where a corruption's
+	// clean drop exceeds half a point by more than sampling noise explains.
+	MaxCleanDropBeyondNoise float64 `json:"max_clean_drop_beyond_noise_points"`
+	InitClean               float64 `json:"init_clean_accuracy"`
 }
 
 // Matrix holds accuracies on every evaluation set (Sets: "clean", then the corruptions): of

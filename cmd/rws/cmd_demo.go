@@ -104,8 +104,8 @@ func printDemoSummary(a *app, dir string, res *experiment.Results) {
 	a.printf("study %q: %d corruptions in %.0f s (%.1f min)\n", res.Config.Name, len(res.Patching), res.Seconds, res.Seconds/60)
 	a.printf("θ_std clean %.1f %%; mean over corruptions: θ_std %.1f %%, θ_std + RWS %.1f %%, θ_c %.1f %%\n",
 		100*s.StdClean, 100*s.MeanStd, 100*s.MeanPatched, 100*s.MeanRobust)
-	a.printf("gap closed: mean %.3f, non-geometric %.3f, geometric %.3f; patched clean drop: mean %.2f pt, max %.2f pt\n",
-		s.MeanGapClosed, s.MeanGapClosedNonGeometric, s.MeanGapClosedGeometric, s.MeanCleanDrop, s.MaxCleanDrop)
+	a.printf("gap closed: mean %.3f, non-geometric %.3f, geometric %.3f; patched clean drop: mean %.2f pt, max %.2f ± %.2f pt\n",
+		s.MeanGapClosed, s.MeanGapClosedNonGeometric, s.MeanGapClosedGeometric, s.MeanCleanDrop, s.MaxCleanDrop, s.MaxCleanDropSE)
 	met := 0
 	for _, t := range res.Targets {
 		if t.Met {
