@@ -145,54 +145,29 @@ func fdctIslow(d *[64]int32) {
 func idctIslow(coef *[64]int32, q *[64]int32, out []uint8, stride int) {
 	var ws [64]int32
 	for c := 0; c < 8; c++ {
-		in := func(r int) int32 { return coef[r*8+c] * q[r*8+c] }
-		if in(1) == 0 && in(2) == 0 && in(3) == 0 && in(4) == 0 && in(5) == 0 && in(6) == 0 && in(7) == 0 {
-			dc := in(0) << jPass1Bits
+		var x [8]int32
+		ac := int32(0)
+		for r := range x {
+			x[r] = coef[r*8+c] * q[r*8+c]
+			if r > 0 {
+				ac |= x[r]
+			}
+		}
+		if ac == 0 {
+			dc := x[0] << jPass1Bits
 			for r := 0; r < 8; r++ {
 				ws[r*8+c] = dc
 			}
 			continue
 		}
-		z2, z3 := in(2), in(6)
-		z1 := (z2 + z3) * fix0541
-		tmp2 := z1 - z3*fix1847
-		tmp3 := z1 + z2*fix0765
-		z2, z3 = in(0), in(4)
-		tmp0 := (z2 + z3) << jConstBits
-		tmp1 := (z2 - z3) << jConstBits
-		tmp10, tmp13 := tmp0+tmp3, tmp0-tmp3
-		tmp11, tmp12 := tmp1+tmp2, tmp1-tmp2
-		tmp0, tmp1, tmp2, tmp3 = in(7), in(5), in(3), in(1)
-		z1 = tmp0 + tmp3
-		z2 = tmp1 + tmp2
-		z3 = tmp0 + tmp2
-		z4 := tmp1 + tmp3
-		z5 := (z3 + z4) * fix1175
-		tmp0 *= fix0298
-		tmp1 *= fix2053
-		tmp2 *= fix3072
-		tmp3 *= fix1501
-		z1 *= -fix0899
-		z2 *= -fix2562
-		z3 = z3*-fix1961 + z5
-		z4 = z4*-fix0390 + z5
-		tmp0 += z1 + z3
-		tmp1 += z2 + z4
-		tmp2 += z2 + z3
-		tmp3 += z1 + z4
-		const n = jConstBits - jPass1Bits
-		ws[0*8+c] = descale(tmp10+tmp3, n)
-		ws[7*8+c] = descale(tmp10-tmp3, n)
-		ws[1*8+c] = descale(tmp11+tmp2, n)
-		ws[6*8+c] = descale(tmp11-tmp2, n)
-		ws[2*8+c] = descale(tmp12+tmp1, n)
-		ws[5*8+c] = descale(tmp12-tmp1, n)
-		ws[3*8+c] = descale(tmp13+tmp0, n)
-		ws[4*8+c] = descale(tmp13-tmp0, n)
+		y := idct8(&x)
+		for r, v := range y {
+			ws[r*8+c] = descale(v, jConstBits-jPass1Bits)
+		}
 	}
 	clamp := func(v int32) uint8 { return uint8(min(max(v+128, 0), 255)) }
 	for r := 0; r < 8; r++ {
-		w := ws[r*8 : r*8+8]
+		w := (*[8]int32)(ws[r*8 : r*8+8])
 		o := out[r*stride : r*stride+8]
 		if w[1] == 0 && w[2] == 0 && w[3] == 0 && w[4] == 0 && w[5] == 0 && w[6] == 0 && w[7] == 0 {
 			v := clamp(descale(w[0], jPass1Bits+3))
@@ -201,42 +176,47 @@ func idctIslow(coef *[64]int32, q *[64]int32, out []uint8, stride int) {
 			}
 			continue
 		}
-		z2, z3 := w[2], w[6]
-		z1 := (z2 + z3) * fix0541
-		tmp2 := z1 - z3*fix1847
-		tmp3 := z1 + z2*fix0765
-		tmp0 := (w[0] + w[4]) << jConstBits
-		tmp1 := (w[0] - w[4]) << jConstBits
-		tmp10, tmp13 := tmp0+tmp3, tmp0-tmp3
-		tmp11, tmp12 := tmp1+tmp2, tmp1-tmp2
-		tmp0, tmp1, tmp2, tmp3 = w[7], w[5], w[3], w[1]
-		z1 = tmp0 + tmp3
-		z2 = tmp1 + tmp2
-		z3 = tmp0 + tmp2
-		z4 := tmp1 + tmp3
-		z5 := (z3 + z4) * fix1175
-		tmp0 *= fix0298
-		tmp1 *= fix2053
-		tmp2 *= fix3072
-		tmp3 *= fix1501
-		z1 *= -fix0899
-		z2 *= -fix2562
-		z3 = z3*-fix1961 + z5
-		z4 = z4*-fix0390 + z5
-		tmp0 += z1 + z3
-		tmp1 += z2 + z4
-		tmp2 += z2 + z3
-		tmp3 += z1 + z4
-		const n = jConstBits + jPass1Bits + 3
-		o[0] = clamp(descale(tmp10+tmp3, n))
-		o[7] = clamp(descale(tmp10-tmp3, n))
-		o[1] = clamp(descale(tmp11+tmp2, n))
-		o[6] = clamp(descale(tmp11-tmp2, n))
-		o[2] = clamp(descale(tmp12+tmp1, n))
-		o[5] = clamp(descale(tmp12-tmp1, n))
-		o[3] = clamp(descale(tmp13+tmp0, n))
-		o[4] = clamp(descale(tmp13-tmp0, n))
+		y := idct8(w)
+		for i, v := range y {
+			o[i] = clamp(descale(v, jConstBits+jPass1Bits+3))
+		}
 	}
+}
+
+// idct8 is the one-dimensional butterfly of jpeg_idct_islow, shared by its column and row
+// passes: the eight outputs, scaled by 2^jConstBits and not yet descaled.
+func idct8(x *[8]int32) (y [8]int32) {
+	z2, z3 := x[2], x[6]
+	z1 := (z2 + z3) * fix0541
+	tmp2 := z1 - z3*fix1847
+	tmp3 := z1 + z2*fix0765
+	tmp0 := (x[0] + x[4]) << jConstBits
+	tmp1 := (x[0] - x[4]) << jConstBits
+	tmp10, tmp13 := tmp0+tmp3, tmp0-tmp3
+	tmp11, tmp12 := tmp1+tmp2, tmp1-tmp2
+	tmp0, tmp1, tmp2, tmp3 = x[7], x[5], x[3], x[1]
+	z1 = tmp0 + tmp3
+	z2 = tmp1 + tmp2
+	z3 = tmp0 + tmp2
+	z4 := tmp1 + tmp3
+	z5 := (z3 + z4) * fix1175
+	tmp0 *= fix0298
+	tmp1 *= fix2053
+	tmp2 *= fix3072
+	tmp3 *= fix1501
+	z1 *= -fix0899
+	z2 *= -fix2562
+	z3 = z3*-fix1961 + z5
+	z4 = z4*-fix0390 + z5
+	tmp0 += z1 + z3
+	tmp1 += z2 + z4
+	tmp2 += z2 + z3
+	tmp3 += z1 + z4
+	y[0], y[7] = tmp10+tmp3, tmp10-tmp3
+	y[1], y[6] = tmp11+tmp2, tmp11-tmp2
+	y[2], y[5] = tmp12+tmp1, tmp12-tmp1
+	y[3], y[4] = tmp13+tmp0, tmp13-tmp0
+	return y
 }
 
 // jpegPad returns the w×h plane p padded to whole 8×8 blocks by repeating its last column and

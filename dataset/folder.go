@@ -1,11 +1,12 @@
 package dataset
 
 import (
+	"bytes"
 	"fmt"
 	"image"
 	"image/color"
 	_ "image/jpeg" // register the JPEG decoder
-	_ "image/png"  // register the PNG decoder
+	"image/png"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -159,6 +160,31 @@ func parallel(n int, f func(i int)) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// EncodePNG encodes one H×W×c image of bytes (c 1: grey, c 3: RGB), as the image folders that
+// loadFolder reads hold them.
+func EncodePNG(pix []byte, h, w, c int) ([]byte, error) {
+	if c != 1 && c != 3 || len(pix) != h*w*c {
+		return nil, fmt.Errorf("dataset: %d bytes are not a %d×%d×%d image (channels 1 or 3)", len(pix), h, w, c)
+	}
+	var im image.Image
+	if c == 1 {
+		g := image.NewGray(image.Rect(0, 0, w, h))
+		copy(g.Pix, pix)
+		im = g
+	} else {
+		m := image.NewNRGBA(image.Rect(0, 0, w, h))
+		for p := range h * w {
+			m.Pix[4*p], m.Pix[4*p+1], m.Pix[4*p+2], m.Pix[4*p+3] = pix[3*p], pix[3*p+1], pix[3*p+2], 255
+		}
+		im = m
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, im); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // toBytes writes im as H×W×c bytes into dst (c 1: grey, c 3: RGB with alpha dropped, like

@@ -7,7 +7,6 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -134,26 +133,14 @@ func int64Bytes(v []int) []byte {
 	return b
 }
 
-// writePNG writes an RGB (c 3, *image.RGBA) or grey (c 1) PNG from h×w×c bytes.
+// writePNG writes an RGB (c 3) or grey (c 1) PNG from h×w×c bytes.
 func writePNG(t *testing.T, path string, h, w, c int, pix []byte) {
 	t.Helper()
-	var im image.Image
-	if c == 1 {
-		g := image.NewGray(image.Rect(0, 0, w, h))
-		copy(g.Pix, pix)
-		im = g
-	} else {
-		m := image.NewNRGBA(image.Rect(0, 0, w, h))
-		for p := range h * w {
-			m.Pix[4*p], m.Pix[4*p+1], m.Pix[4*p+2], m.Pix[4*p+3] = pix[3*p], pix[3*p+1], pix[3*p+2], 255
-		}
-		im = m
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, im); err != nil {
+	b, err := EncodePNG(pix, h, w, c)
+	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, path, buf.Bytes())
+	writeFile(t, path, b)
 }
 
 // writeJPEG writes a flat-coloured RGB JPEG at quality 100.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"image"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -416,7 +415,7 @@ func corruptOutputs(ctx context.Context, a *app, o corruptOptions, p *corruptPla
 			}
 			st := severityStats{Severity: sev, MeanAbsChange: meanAbsChange(p.in.Images, buf)}
 			if p.imageIn {
-				b, err := encodePNG(buf, p.in.H, p.in.W, p.in.C)
+				b, err := dataset.EncodePNG(buf, p.in.H, p.in.W, p.in.C)
 				if err != nil {
 					return err
 				}
@@ -489,26 +488,6 @@ func meanAbsChange(a, b []byte) float64 {
 	return float64(s) / float64(max(len(a), 1))
 }
 
-// encodePNG encodes one h×w×c image.
-func encodePNG(pix []byte, h, w, c int) ([]byte, error) {
-	var im image.Image
-	if c == 1 {
-		g := image.NewGray(image.Rect(0, 0, w, h))
-		copy(g.Pix, pix)
-		im = g
-	} else {
-		m := image.NewNRGBA(image.Rect(0, 0, w, h))
-		for p := range h * w {
-			m.Pix[4*p], m.Pix[4*p+1], m.Pix[4*p+2], m.Pix[4*p+3] = pix[3*p], pix[3*p+1], pix[3*p+2], 255
-		}
-		im = m
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, im); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
 
 func printCorruptSummary(a *app, s *corruptSummary) {
 	a.printf("%s: %d images %dx%dx%d, suite %s, seed %d\n", s.Input, s.Images, s.ImageShape[0], s.ImageShape[1], s.ImageShape[2], s.Suite, s.Seed)
