@@ -1,21 +1,18 @@
 // Package diff compares two checkpoints tensor by tensor — ‖B−A‖₂, ‖B−A‖₂/‖A‖₂ and the cosine
 // between A and B — and says where the difference concentrates, layer by layer from the input.
-// Tensors are streamed in bounded chunks and sums are accumulated in float64.
+// Tensors are read in bounded blocks on all cores and sums are accumulated in float64.
 package diff
 
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/rws-project/rws/inspect"
 	"github.com/rws-project/rws/internal/kernel"
 	"github.com/rws-project/rws/layer"
 	"github.com/rws-project/rws/safetensors"
-	"github.com/rws-project/rws/tensor"
 )
 
 // Tensor is the comparison of one tensor present in both files with the same shape.
@@ -125,56 +122,48 @@ func sameShape(a, b []int64) bool {
 	return true
 }
 
-type sums = kernel.Pair
-
-// asFloat32 views F32 bytes in place and decodes other types into buf.
-func asFloat32(d tensor.DType, raw []byte, buf []float32) ([]float32, error) {
-	if d == tensor.F32 {
-		return kernel.Float32s(raw), nil
-	}
-	return buf, tensor.DecodeFloat32(d, raw, buf)
-}
-
+// compareAll reads the tensors of both files in equal blocks of elements on all cores and merges
+// each tensor's blocks in order, so the numbers do not depend on the number of cores.
 func compareAll(ra, rb *safetensors.Reader, ts []Tensor) error {
-	jobs := make(chan int)
-	errs := make([]error, len(ts))
-	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			bufA := make([]byte, safetensors.ChunkSize)
-			bufB := make([]byte, safetensors.ChunkSize)
-			va := make([]float32, safetensors.ChunkSize)
-			vb := make([]float32, safetensors.ChunkSize)
-			for i := range jobs {
-				var s sums
-				s, errs[i] = compareOne(ra, rb, ts[i].Name, bufA, bufB, va, vb)
-				t := &ts[i]
-				t.NormA, t.NormB, t.L2 = math.Sqrt(s.AA), math.Sqrt(s.BB), math.Sqrt(s.DD)
-				t.Relative = ratio(t.L2, t.NormA)
-				switch {
-				case t.NormA == 0 && t.NormB == 0:
-					t.Cosine = 1
-				case t.NormA == 0 || t.NormB == 0:
-					t.Cosine = 0
-				default:
-					t.Cosine = s.AB / (t.NormA * t.NormB)
-				}
+	sizes := make([]int64, len(ts))
+	for i, t := range ts {
+		in, _ := ra.Info(t.Name)
+		sizes[i] = in.Elements()
+	}
+	worker := func() func(kernel.Block) (kernel.Pair, error) {
+		var scratch []byte
+		va := make([]float32, kernel.BlockElems)
+		vb := make([]float32, kernel.BlockElems)
+		return func(b kernel.Block) (kernel.Pair, error) {
+			var p kernel.Pair
+			x, y := va[:b.N], vb[:b.N]
+			if err := ra.ReadFloat32At(ts[b.T].Name, x, b.At, &scratch); err != nil {
+				return p, err
 			}
-		}()
-	}
-	for i := range ts {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
+			if err := rb.ReadFloat32At(ts[b.T].Name, y, b.At, &scratch); err != nil {
+				return p, err
+			}
+			kernel.AddPair(&p, x, y)
+			return p, nil
 		}
 	}
-	return nil
+	return kernel.Blocks(sizes, worker, func(i int, parts []kernel.Pair) {
+		var s kernel.Pair
+		for _, p := range parts {
+			s.Merge(p)
+		}
+		t := &ts[i]
+		t.NormA, t.NormB, t.L2 = math.Sqrt(s.AA), math.Sqrt(s.BB), math.Sqrt(s.DD)
+		t.Relative = ratio(t.L2, t.NormA)
+		switch {
+		case t.NormA == 0 && t.NormB == 0:
+			t.Cosine = 1
+		case t.NormA == 0 || t.NormB == 0:
+			t.Cosine = 0
+		default:
+			t.Cosine = s.AB / (t.NormA * t.NormB)
+		}
+	})
 }
 
 func ratio(num, den float64) float64 {
@@ -185,44 +174,6 @@ func ratio(num, den float64) float64 {
 		return 0
 	}
 	return math.Inf(1)
-}
-
-// compareOne streams tensor name from both files in element-aligned chunks of equal length.
-func compareOne(ra, rb *safetensors.Reader, name string, bufA, bufB []byte, va, vb []float32) (sums, error) {
-	var s sums
-	ia, _ := ra.Info(name)
-	ib, _ := rb.Info(name)
-	n := ia.Elements()
-	step := int64(safetensors.ChunkSize / 8)
-	secA, err := ra.Section(name)
-	if err != nil {
-		return s, err
-	}
-	secB, err := rb.Section(name)
-	if err != nil {
-		return s, err
-	}
-	ea, eb := int64(ia.DType.Size()), int64(ib.DType.Size())
-	for at := int64(0); at < n; at += step {
-		k := min(step, n-at)
-		ca, cb := bufA[:k*ea], bufB[:k*eb]
-		if _, err := secA.ReadAt(ca, at*ea); err != nil {
-			return s, fmt.Errorf("%s: tensor %q: %w", ra.Path(), name, err)
-		}
-		if _, err := secB.ReadAt(cb, at*eb); err != nil {
-			return s, fmt.Errorf("%s: tensor %q: %w", rb.Path(), name, err)
-		}
-		x, err := asFloat32(ia.DType, ca, va[:k])
-		if err != nil {
-			return s, err
-		}
-		y, err := asFloat32(ib.DType, cb, vb[:k])
-		if err != nil {
-			return s, err
-		}
-		kernel.AddPair(&s, x, y)
-	}
-	return s, nil
 }
 
 func (r *Report) summarise(layers []layer.Layer) {

@@ -5,13 +5,10 @@ package inspect
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/rws-project/rws/internal/kernel"
 	"github.com/rws-project/rws/layer"
 	"github.com/rws-project/rws/safetensors"
-	"github.com/rws-project/rws/tensor"
 )
 
 // Tensor describes one tensor. Stats is set only when Options.Stats is.
@@ -93,60 +90,43 @@ func Layers(r *safetensors.Reader, stated []string) ([]layer.Layer, error) {
 	})
 }
 
-// addStats reads the tensors in parallel, each streamed in bounded chunks.
+// addStats reads the tensors in blocks on all cores and merges each tensor's blocks in order, so
+// the numbers do not depend on the number of cores.
 func addStats(r *safetensors.Reader, ts []Tensor) error {
-	jobs := make(chan int)
-	errs := make([]error, len(ts))
-	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, safetensors.ChunkSize)
-			vals := make([]float32, safetensors.ChunkSize)
-			for i := range jobs {
-				ts[i].Stats, errs[i] = tensorStats(r, ts[i].Name, buf, vals)
+	sizes := make([]int64, len(ts))
+	for i, t := range ts {
+		sizes[i] = t.Parameters
+	}
+	worker := func() func(kernel.Block) (kernel.Moments, error) {
+		var scratch []byte
+		vals := make([]float32, kernel.BlockElems)
+		return func(b kernel.Block) (kernel.Moments, error) {
+			m := kernel.NewMoments()
+			v := vals[:b.N]
+			if err := r.ReadFloat32At(ts[b.T].Name, v, b.At, &scratch); err != nil {
+				return m, err
 			}
-		}()
-	}
-	for i := range ts {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
+			kernel.AddMoments(&m, v)
+			return m, nil
 		}
 	}
-	return nil
+	return kernel.Blocks(sizes, worker, func(t int, parts []kernel.Moments) {
+		m := kernel.NewMoments()
+		for _, p := range parts {
+			m.Merge(p)
+		}
+		ts[t].Stats = stats(m)
+	})
 }
 
-func tensorStats(r *safetensors.Reader, name string, buf []byte, vals []float32) (*Stats, error) {
-	in, _ := r.Info(name)
-	m := kernel.Moments{Min: math.Inf(1), Max: math.Inf(-1)}
-	err := r.Stream(name, buf, func(chunk []byte) error {
-		if in.DType == tensor.F32 {
-			kernel.AddMoments(&m, kernel.Float32s(chunk))
-			return nil
-		}
-		v := vals[:len(chunk)/in.DType.Size()]
-		if err := tensor.DecodeFloat32(in.DType, chunk, v); err != nil {
-			return err
-		}
-		kernel.AddMoments(&m, v)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
+func stats(m kernel.Moments) *Stats {
 	s := &Stats{NonFinite: m.NonFinite, L2: math.Sqrt(m.SumSq)}
 	if m.N > 0 {
 		s.Min, s.Max = m.Min, m.Max
 		s.Mean = m.Sum / m.N
 		s.Std = math.Sqrt(max(0, m.SumSq/m.N-s.Mean*s.Mean))
 	}
-	return s, nil
+	return s
 }
 
 // HumanBytes formats a byte count with a binary unit.

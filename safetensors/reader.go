@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/rws-project/rws/tensor"
 )
@@ -211,6 +213,36 @@ func (r *Reader) ReadRawInto(name string, dst []byte) error {
 	}
 	return r.readAt(in, dst, 0)
 }
+
+// ReadFloat32At fills dst with elements at, at+1, … of the named tensor converted to float32 (see
+// tensor.DecodeFloat32), reading through *scratch, which it grows as needed. F32 elements are
+// read straight into dst. It may be called from several goroutines at once, each with its own
+// dst and scratch.
+func (r *Reader) ReadFloat32At(name string, dst []float32, at int64, scratch *[]byte) error {
+	in, err := r.lookup(name)
+	if err != nil {
+		return err
+	}
+	n := in.Elements()
+	if at < 0 || at > n || int64(len(dst)) > n-at {
+		return fmt.Errorf("%s: tensor %q has %d elements, cannot read %d at %d", r.path, name, n, len(dst), at)
+	}
+	es := int64(in.DType.Size())
+	if in.DType == tensor.F32 && littleEndian && len(dst) > 0 {
+		return r.readAt(in, unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), 4*at)
+	}
+	if need := int64(len(dst)) * es; int64(cap(*scratch)) < need {
+		*scratch = make([]byte, need)
+	}
+	raw := (*scratch)[:int64(len(dst))*es]
+	if err := r.readAt(in, raw, at*es); err != nil {
+		return err
+	}
+	return tensor.DecodeFloat32(in.DType, raw, dst)
+}
+
+// littleEndian is whether float32 values in memory have the file's byte order.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 func (r *Reader) readAt(in Info, dst []byte, off int64) error {
 	_, err := r.files[in.File].ReadAt(dst, in.Offset+off)

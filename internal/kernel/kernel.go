@@ -1,9 +1,18 @@
 // Package kernel holds the float loops that decide the speed of reading and comparing
-// checkpoints: sums in float64 with several independent accumulators, so the loops are bound by
-// memory, not by the latency of one addition chain.
+// checkpoints — sums in float64 spread over independent lanes, so the loops are bound by memory,
+// not by the latency of one addition chain — and Blocks, which cuts tensors into fixed blocks
+// that all cores work on.
+//
+// Every sum has a fixed lane layout: element i of a call goes to lane i mod 16 (Moments) or
+// i mod 8 (Pair), products are rounded before they are added (no fused multiply-add), and the
+// lanes are added in a fixed tree at the end of the call. The AVX2 loops on amd64 and the Go
+// loops elsewhere follow that layout operation for operation, so both give the same bits, and a
+// result depends only on how the values are cut into calls, never on the machine or on how many
+// goroutines share the work.
 package kernel
 
 import (
+	"math"
 	"unsafe"
 )
 
@@ -23,60 +32,129 @@ type Moments struct {
 	NonFinite               int64
 }
 
-// AddMoments accumulates v into m. m.Min and m.Max must start at +Inf and -Inf.
-func AddMoments(m *Moments, v []float32) {
-	var s0, s1, s2, s3, q0, q1, q2, q3 float64
-	lo, hi := m.Min, m.Max
-	bad := int64(0)
-	i := 0
-	for ; i+4 <= len(v); i += 4 {
-		a, b, c, d := v[i], v[i+1], v[i+2], v[i+3]
-		// x-x is NaN exactly for NaN and ±Inf.
-		if (a-a)+(b-b)+(c-c)+(d-d) != 0 {
-			for _, x := range v[i : i+4] {
-				if x-x != 0 {
-					bad++
-					continue
-				}
-				f := float64(x)
-				s0 += f
-				q0 += f * f
-				lo, hi = min2(lo, f), max2(hi, f)
-			}
-			continue
-		}
-		fa, fb, fc, fd := float64(a), float64(b), float64(c), float64(d)
-		s0 += fa
-		s1 += fb
-		s2 += fc
-		s3 += fd
-		q0 += fa * fa
-		q1 += fb * fb
-		q2 += fc * fc
-		q3 += fd * fd
-		// Each value against the running extremes: these branches are almost never taken, so
-		// they predict well (comparing values with each other would mispredict half the time).
-		lo = min2(min2(min2(min2(lo, fa), fb), fc), fd)
-		hi = max2(max2(max2(max2(hi, fa), fb), fc), fd)
-	}
-	for _, x := range v[i:] {
-		if x-x != 0 {
-			bad++
-			continue
-		}
-		f := float64(x)
-		s0 += f
-		q0 += f * f
-		lo, hi = min2(lo, f), max2(hi, f)
-	}
-	m.N += float64(len(v)) - float64(bad)
-	m.Sum += (s0 + s1) + (s2 + s3)
-	m.SumSq += (q0 + q1) + (q2 + q3)
-	m.Min, m.Max = lo, hi
-	m.NonFinite += bad
+// NewMoments returns empty Moments: no values, Min +Inf and Max −Inf.
+func NewMoments() Moments { return Moments{Min: math.Inf(1), Max: math.Inf(-1)} }
+
+// Merge adds the accumulations of o into m, as if o's values had followed m's.
+func (m *Moments) Merge(o Moments) {
+	m.N += o.N
+	m.Sum += o.Sum
+	m.SumSq += o.SumSq
+	m.Min, m.Max = min2(m.Min, o.Min), max2(m.Max, o.Max)
+	m.NonFinite += o.NonFinite
 }
 
-// min2 and max2 ignore NaN handling (inputs are finite), which the builtins pay for.
+// AddMoments accumulates v into m. m.Min and m.Max must start at +Inf and -Inf (NewMoments).
+func AddMoments(m *Moments, v []float32) { addMoments(m, v, moments) }
+
+// addMoments is AddMoments with the vector loop as a parameter, for tests.
+func addMoments(m *Moments, v []float32, moments func(*momentLanes, []float32) int) {
+	total := len(v)
+	var l momentLanes
+	for j := range l.lo {
+		l.lo[j], l.hi[j] = float32(math.Inf(1)), float32(math.Inf(-1))
+	}
+	bad := 0
+	for len(v) >= 16 {
+		k := min(len(v), maxCall) &^ 15
+		bad += moments(&l, v[:k])
+		v = v[k:]
+	}
+	for t, x := range v { // the tail, in the same lanes
+		f, b, h, nonFinite := split(x)
+		if nonFinite {
+			bad++
+		}
+		l.sum[t] += float64(f)
+		l.sq[t] += float64(float64(f) * float64(f))
+		l.lo[t%8], l.hi[t%8] = minps(l.lo[t%8], b), maxps(l.hi[t%8], h)
+	}
+	m.N += float64(total - bad)
+	m.Sum += sum16(&l.sum)
+	m.SumSq += sum16(&l.sq)
+	for j := range l.lo {
+		m.Min, m.Max = min2(m.Min, float64(l.lo[j])), max2(m.Max, float64(l.hi[j]))
+	}
+	m.NonFinite += int64(bad)
+}
+
+// maxCall bounds the elements of one call of the vector loop, so its 32-bit counters of
+// non-finite values cannot overflow. It is a multiple of 16.
+const maxCall = 1 << 28
+
+// momentLanes is the state of the Moments loops; the assembly knows its layout (offsets 0, 128,
+// 256, 288).
+type momentLanes struct {
+	sum, sq [16]float64 // of finite values, a non-finite value counting as +0
+	lo, hi  [8]float32  // over finite values
+}
+
+// split returns x's contributions to the lanes: the value to sum (+0 when x is NaN or ±Inf),
+// the candidates for min (+Inf when not finite) and max (−Inf), and whether x is not finite.
+func split(x float32) (f, b, h float32, nonFinite bool) {
+	if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
+		return 0, float32(math.Inf(1)), float32(math.Inf(-1)), true
+	}
+	return x, x, x, false
+}
+
+// minps and maxps are the x86 MINPS and MAXPS of one lane: the second operand unless the first
+// is strictly smaller (larger). The loops never give them NaN.
+func minps(a, b float32) float32 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func maxps(a, b float32) float32 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// momentsGeneric is the Go form of the vector loop: v in blocks of 16, element j of a block to
+// sum lane j and to min/max lane j mod 8. It returns the number of non-finite values.
+func momentsGeneric(l *momentLanes, v []float32) int {
+	bad := 0
+	for ; len(v) >= 16; v = v[16:] {
+		for j := range 8 {
+			f0, b0, h0, n0 := split(v[j])
+			f1, b1, h1, n1 := split(v[8+j])
+			if n0 {
+				bad++
+			}
+			if n1 {
+				bad++
+			}
+			d0, d1 := float64(f0), float64(f1)
+			l.sum[j] += d0
+			l.sq[j] += float64(d0 * d0)
+			l.sum[8+j] += d1
+			l.sq[8+j] += float64(d1 * d1)
+			// Against the running extremes, which rarely change: the branches predict well.
+			l.lo[j] = minps(minps(l.lo[j], b0), b1)
+			l.hi[j] = maxps(maxps(l.hi[j], h0), h1)
+		}
+	}
+	return bad
+}
+
+// sum16 adds 16 lanes in a fixed tree.
+func sum16(s *[16]float64) float64 {
+	var t [8]float64
+	for j := range t {
+		t[j] = s[j] + s[8+j]
+	}
+	return sum8(&t)
+}
+
+func sum8(s *[8]float64) float64 {
+	return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
+}
+
+// min2 and max2 ignore NaN handling (inputs are never NaN), which the builtins pay for.
 func min2(a, b float64) float64 {
 	if b < a {
 		return b
@@ -94,33 +172,54 @@ func max2(a, b float64) float64 {
 // Pair are the float64 accumulations of two equal-length slices a and b: Σa², Σb², Σab, Σ(b−a)².
 type Pair struct{ AA, BB, AB, DD float64 }
 
-// AddPair accumulates a and b (len(b) >= len(a)) into p.
-func AddPair(p *Pair, a, b []float32) {
+// Merge adds the accumulations of o into p.
+func (p *Pair) Merge(o Pair) {
+	p.AA += o.AA
+	p.BB += o.BB
+	p.AB += o.AB
+	p.DD += o.DD
+}
+
+// AddPair accumulates a and b into p. It panics if b is shorter than a.
+func AddPair(p *Pair, a, b []float32) { addPair(p, a, b, pair) }
+
+// addPair is AddPair with the vector loop as a parameter, for tests.
+func addPair(p *Pair, a, b []float32, pair func(*pairLanes, []float32, []float32)) {
 	b = b[:len(a)]
-	var aa0, aa1, bb0, bb1, ab0, ab1, dd0, dd1 float64
-	i := 0
-	for ; i+2 <= len(a); i += 2 {
-		x0, y0 := float64(a[i]), float64(b[i])
-		x1, y1 := float64(a[i+1]), float64(b[i+1])
-		aa0 += x0 * x0
-		aa1 += x1 * x1
-		bb0 += y0 * y0
-		bb1 += y1 * y1
-		ab0 += x0 * y0
-		ab1 += x1 * y1
-		d0, d1 := y0-x0, y1-x1
-		dd0 += d0 * d0
-		dd1 += d1 * d1
+	var l pairLanes
+	n := len(a) &^ 7
+	if n > 0 {
+		pair(&l, a[:n], b[:n])
 	}
-	for ; i < len(a); i++ {
-		x, y := float64(a[i]), float64(b[i])
-		aa0 += x * x
-		bb0 += y * y
-		ab0 += x * y
-		dd0 += (y - x) * (y - x)
+	for t := range a[n:] {
+		x, y := float64(a[n+t]), float64(b[n+t])
+		d := y - x
+		l.aa[t] += float64(x * x)
+		l.bb[t] += float64(y * y)
+		l.ab[t] += float64(x * y)
+		l.dd[t] += float64(d * d)
 	}
-	p.AA += aa0 + aa1
-	p.BB += bb0 + bb1
-	p.AB += ab0 + ab1
-	p.DD += dd0 + dd1
+	p.AA += sum8(&l.aa)
+	p.BB += sum8(&l.bb)
+	p.AB += sum8(&l.ab)
+	p.DD += sum8(&l.dd)
+}
+
+// pairLanes is the state of the Pair loops; the assembly knows its layout (offsets 0, 64, 128,
+// 192).
+type pairLanes struct{ aa, bb, ab, dd [8]float64 }
+
+// pairGeneric is the Go form of the vector loop: element j of each block of 8 to lane j.
+// len(a) == len(b) is a multiple of 8.
+func pairGeneric(l *pairLanes, a, b []float32) {
+	for ; len(a) >= 8; a, b = a[8:], b[8:] {
+		for j := range 8 {
+			x, y := float64(a[j]), float64(b[j])
+			d := y - x
+			l.aa[j] += float64(x * x)
+			l.bb[j] += float64(y * y)
+			l.ab[j] += float64(x * y)
+			l.dd[j] += float64(d * d)
+		}
+	}
 }

@@ -1,0 +1,169 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Eight float32 lanes of the exponent mask, which is also +Inf, and of -Inf.
+DATA expmask<>+0x00(SB)/8, $0x7f8000007f800000
+DATA expmask<>+0x08(SB)/8, $0x7f8000007f800000
+DATA expmask<>+0x10(SB)/8, $0x7f8000007f800000
+DATA expmask<>+0x18(SB)/8, $0x7f8000007f800000
+GLOBL expmask<>(SB), RODATA|NOPTR, $32
+
+DATA neginf<>+0x00(SB)/8, $0xff800000ff800000
+DATA neginf<>+0x08(SB)/8, $0xff800000ff800000
+DATA neginf<>+0x10(SB)/8, $0xff800000ff800000
+DATA neginf<>+0x18(SB)/8, $0xff800000ff800000
+GLOBL neginf<>(SB), RODATA|NOPTR, $32
+
+// func momentsAVX2(l *momentLanes, v []float32) (bad int)
+//
+// Registers: Y0-Y3 sums of elements 0-3, 4-7, 8-11, 12-15 of each block; Y4-Y7 their sums of
+// squares; Y8 and Y9 the float32 min and max lanes; Y10 the count of non-finite values in eight
+// int32 lanes; Y11-Y13 scratch.
+TEXT ·momentsAVX2(SB), NOSPLIT, $0-40
+	MOVQ l+0(FP), DI
+	MOVQ v_base+8(FP), SI
+	MOVQ v_len+16(FP), CX
+	SHRQ $4, CX
+	VMOVUPD 0(DI), Y0
+	VMOVUPD 32(DI), Y1
+	VMOVUPD 64(DI), Y2
+	VMOVUPD 96(DI), Y3
+	VMOVUPD 128(DI), Y4
+	VMOVUPD 160(DI), Y5
+	VMOVUPD 192(DI), Y6
+	VMOVUPD 224(DI), Y7
+	VMOVUPS 256(DI), Y8
+	VMOVUPS 288(DI), Y9
+	VPXOR Y10, Y10, Y10
+	TESTQ CX, CX
+	JZ store
+
+loop:
+	// Elements 0-7: Y12 = non-finite mask, Y13 = min then max candidates, Y11 = value or +0.
+	VMOVUPS (SI), Y11
+	VANDPS expmask<>(SB), Y11, Y12
+	VPCMPEQD expmask<>(SB), Y12, Y12
+	VPSUBD Y12, Y10, Y10
+	VBLENDVPS Y12, expmask<>(SB), Y11, Y13
+	VMINPS Y13, Y8, Y8
+	VBLENDVPS Y12, neginf<>(SB), Y11, Y13
+	VMAXPS Y13, Y9, Y9
+	VANDNPS Y11, Y12, Y11
+	VCVTPS2PD X11, Y12
+	VADDPD Y12, Y0, Y0
+	VMULPD Y12, Y12, Y12
+	VADDPD Y12, Y4, Y4
+	VEXTRACTF128 $1, Y11, X11
+	VCVTPS2PD X11, Y11
+	VADDPD Y11, Y1, Y1
+	VMULPD Y11, Y11, Y11
+	VADDPD Y11, Y5, Y5
+
+	// Elements 8-15, the same way.
+	VMOVUPS 32(SI), Y11
+	VANDPS expmask<>(SB), Y11, Y12
+	VPCMPEQD expmask<>(SB), Y12, Y12
+	VPSUBD Y12, Y10, Y10
+	VBLENDVPS Y12, expmask<>(SB), Y11, Y13
+	VMINPS Y13, Y8, Y8
+	VBLENDVPS Y12, neginf<>(SB), Y11, Y13
+	VMAXPS Y13, Y9, Y9
+	VANDNPS Y11, Y12, Y11
+	VCVTPS2PD X11, Y12
+	VADDPD Y12, Y2, Y2
+	VMULPD Y12, Y12, Y12
+	VADDPD Y12, Y6, Y6
+	VEXTRACTF128 $1, Y11, X11
+	VCVTPS2PD X11, Y11
+	VADDPD Y11, Y3, Y3
+	VMULPD Y11, Y11, Y11
+	VADDPD Y11, Y7, Y7
+
+	ADDQ $64, SI
+	DECQ CX
+	JNZ loop
+
+store:
+	VMOVUPD Y0, 0(DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	VMOVUPD Y4, 128(DI)
+	VMOVUPD Y5, 160(DI)
+	VMOVUPD Y6, 192(DI)
+	VMOVUPD Y7, 224(DI)
+	VMOVUPS Y8, 256(DI)
+	VMOVUPS Y9, 288(DI)
+	// bad = the sum of the eight counter lanes, at most maxCall < 2³¹.
+	VEXTRACTI128 $1, Y10, X11
+	VPADDD X11, X10, X10
+	VPSHUFD $0x4e, X10, X11
+	VPADDD X11, X10, X10
+	VPSHUFD $0xb1, X10, X11
+	VPADDD X11, X10, X10
+	VMOVD X10, AX
+	MOVQ AX, bad+32(FP)
+	VZEROUPPER
+	RET
+
+// func pairAVX2(l *pairLanes, a, b []float32)
+//
+// Registers: Y0/Y1 Σa² of elements 0-3 and 4-7 of each block, Y2/Y3 Σb², Y4/Y5 Σab, Y6/Y7
+// Σ(b−a)²; Y8-Y13 scratch.
+TEXT ·pairAVX2(SB), NOSPLIT, $0-56
+	MOVQ l+0(FP), DI
+	MOVQ a_base+8(FP), SI
+	MOVQ a_len+16(FP), CX
+	MOVQ b_base+32(FP), DX
+	SHRQ $3, CX
+	VMOVUPD 0(DI), Y0
+	VMOVUPD 32(DI), Y1
+	VMOVUPD 64(DI), Y2
+	VMOVUPD 96(DI), Y3
+	VMOVUPD 128(DI), Y4
+	VMOVUPD 160(DI), Y5
+	VMOVUPD 192(DI), Y6
+	VMOVUPD 224(DI), Y7
+	TESTQ CX, CX
+	JZ pstore
+
+ploop:
+	VCVTPS2PD (SI), Y8
+	VCVTPS2PD 16(SI), Y9
+	VCVTPS2PD (DX), Y10
+	VCVTPS2PD 16(DX), Y11
+	VMULPD Y8, Y8, Y12
+	VADDPD Y12, Y0, Y0
+	VMULPD Y9, Y9, Y13
+	VADDPD Y13, Y1, Y1
+	VMULPD Y10, Y10, Y12
+	VADDPD Y12, Y2, Y2
+	VMULPD Y11, Y11, Y13
+	VADDPD Y13, Y3, Y3
+	VMULPD Y10, Y8, Y12
+	VADDPD Y12, Y4, Y4
+	VMULPD Y11, Y9, Y13
+	VADDPD Y13, Y5, Y5
+	VSUBPD Y8, Y10, Y12
+	VMULPD Y12, Y12, Y12
+	VADDPD Y12, Y6, Y6
+	VSUBPD Y9, Y11, Y13
+	VMULPD Y13, Y13, Y13
+	VADDPD Y13, Y7, Y7
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ ploop
+
+pstore:
+	VMOVUPD Y0, 0(DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	VMOVUPD Y4, 128(DI)
+	VMOVUPD Y5, 160(DI)
+	VMOVUPD Y6, 192(DI)
+	VMOVUPD Y7, 224(DI)
+	VZEROUPPER
+	RET
