@@ -52,16 +52,21 @@ static const char *rws_config(void) { return rws_config_ptr ? rws_config_ptr() :
 */
 import "C"
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
-// haveOpenBLAS is set once at start-up. The caller parallelises over images and matrix blocks,
-// so OpenBLAS runs one thread per call (its own threads would only compete).
-var haveOpenBLAS = C.rws_openblas_load() == 1
+// openBLAS loads the library on first use, not at start-up: loading takes 10–15 ms, which every
+// rws command would pay, also those that never multiply a matrix. The caller parallelises over
+// images and matrix blocks, so OpenBLAS runs one thread per call (its own threads would only
+// compete).
+var openBLAS = sync.OnceValue(func() bool { return C.rws_openblas_load() == 1 })
 
 // Name describes the implementation, e.g. "openblas SkylakeX (OpenBLAS 0.3.21 DYNAMIC_ARCH …)",
 // or "gonum (pure Go; OpenBLAS not found …)".
 func Name() string {
-	if !haveOpenBLAS {
+	if !openBLAS() {
 		return "gonum (pure Go; OpenBLAS not found: apt-get install libopenblas0 for full speed)"
 	}
 	return "openblas " + C.GoString(C.rws_corename()) + " (" + C.GoString(C.rws_config()) + ")"
@@ -75,7 +80,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	if !haveOpenBLAS {
+	if !openBLAS() {
 		gonumSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
