@@ -5,6 +5,9 @@
 #   out-of-place patch of a generated 2 GiB F32 checkpoint ≤ 1.2× cp of it; in-place patch with a
 #   10 MB signature ≤ 5 % of that cp.
 # rws writes every output durably (fsync), cp does not, so both `cp` and `cp + sync` are timed.
+# The machine's load average is printed before and after: timings on a loaded machine vary a lot.
+# With RWS_BASELINE=/path/to/an/older/rws, that binary's patch and unpatch are timed in the same
+# loop too, for before/after ratios from one run.
 # Files go to $RWS_BENCH_DIR (default /tmp/rws-bench-patch), never into the repository; remove it after.
 # Usage: scripts/bench_patch.sh [MiB of model data, default 2048] [repetitions, default 3]
 set -euo pipefail
@@ -25,6 +28,8 @@ if [ ! -f "$DIR/vgg-robust.safetensors" ]; then
 fi
 MODEL="$DIR/model.safetensors"
 echo "model: $(stat -c %s "$MODEL") bytes; signature: $(stat -c %s "$DIR/sig.rws") bytes"
+echo "load at start: $(uptime)"
+BASE=${RWS_BASELINE:-}
 
 now() { date +%s.%N; }
 # secs CMD…: run CMD, print its wall time in seconds.
@@ -48,7 +53,7 @@ exn_t=$(median "${EXN[@]}"); ex8_t=$(median "${EX8[@]}"); exa_t=$(median "${EXA[
 cat "$MODEL" >/dev/null # warm the page cache
 cp "$MODEL" "$DIR/work.safetensors"
 rm -f "$DIR/work.safetensors.rws-undo" "$DIR/work.safetensors.rws-journal"
-declare -a CP CPS OUT UN IN UNIN
+declare -a CP CPS OUT UN IN UNIN BOUT BUN BIN
 for i in $(seq "$REPS"); do
   rm -f "$DIR/copy" "$DIR/out" "$DIR/back"; sync
   CP+=("$(secs cp "$MODEL" "$DIR/copy")"); rm -f "$DIR/copy"; sync
@@ -59,6 +64,14 @@ for i in $(seq "$REPS"); do
   rm -f "$DIR/out" "$DIR/back"; sync
   IN+=("$(secs "$RWS" patch --in-place "$DIR/work.safetensors" -s "$DIR/sig.rws")"); sync
   UNIN+=("$(secs "$RWS" unpatch --in-place "$DIR/work.safetensors")"); sync
+  if [ -n "$BASE" ]; then
+    BOUT+=("$(secs "$BASE" patch "$MODEL" -s "$DIR/sig.rws" -o "$DIR/out")"); sync
+    BUN+=("$(secs "$BASE" unpatch "$DIR/out" -o "$DIR/back")")
+    cmp "$DIR/back" "$MODEL"
+    rm -f "$DIR/out" "$DIR/back"; sync
+    BIN+=("$(secs "$BASE" patch --in-place "$DIR/work.safetensors" -s "$DIR/sig.rws")"); sync
+    "$BASE" unpatch --in-place "$DIR/work.safetensors" >/dev/null; sync
+  fi
 done
 cmp "$DIR/work.safetensors" "$MODEL"
 cp_t=$(median "${CP[@]}"); cps_t=$(median "${CPS[@]}")
@@ -75,4 +88,11 @@ echo "unpatch / cp+sync              = $(ratio "$un_t" "$cps_t")"
 echo "in-place patch / cp            = $(pct "$in_t" "$cp_t") %   (target ≤ 5 %)"
 echo "in-place patch / cp+sync       = $(pct "$in_t" "$cps_t") %"
 echo "in-place unpatch / cp          = $(pct "$unin_t" "$cp_t") %"
+if [ -n "$BASE" ]; then
+  bout_t=$(median "${BOUT[@]}"); bun_t=$(median "${BUN[@]}"); bin_t=$(median "${BIN[@]}")
+  echo "baseline $BASE, median of $REPS runs (seconds): patch $bout_t, unpatch $bun_t, patch --in-place $bin_t"
+  echo "baseline out-of-place patch / cp = $(ratio "$bout_t" "$cp_t"), / cp+sync = $(ratio "$bout_t" "$cps_t"); unpatch / cp+sync = $(ratio "$bun_t" "$cps_t")"
+  echo "baseline in-place patch / cp     = $(pct "$bin_t" "$cp_t") %"
+fi
+echo "load at end: $(uptime)"
 echo "(the model, copies and rws binary are in $DIR; remove it when done)"

@@ -2,11 +2,15 @@ package signature
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -50,14 +54,16 @@ type sideRecord struct {
 }
 
 type sidecar struct {
+	path    string
 	records []sideRecord
-	data    map[string][]byte // "ID/TENSOR" → original bytes
+	data    map[string][]byte // "ID/TENSOR" → original bytes, of the records loaded
 	target  string            // unpatch journals: the record being removed
 }
 
 func dataName(id, tensor string) string { return id + "/" + tensor }
 
-// readSidecar reads an undo sidecar or journal completely and checks every stored range.
+// readSidecar reads the header of an undo sidecar or journal: its records, checked against the
+// stored tensors' layout. The original bytes are read by load, when they are needed.
 func readSidecar(path string) (*sidecar, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
@@ -74,26 +80,60 @@ func readSidecar(path string) (*sidecar, error) {
 	if v, err := strconv.Atoi(m[keyUndoVersion]); err != nil || v < MinUndoVersion || v > MaxUndoVersion {
 		return nil, fmt.Errorf("signature: %s: undo version %q is not supported (this rws reads %d to %d)", path, m[keyUndoVersion], MinUndoVersion, MaxUndoVersion)
 	}
-	sc := &sidecar{data: map[string][]byte{}, target: m[keyUndoTarget]}
+	sc := &sidecar{path: path, data: map[string][]byte{}, target: m[keyUndoTarget]}
 	if err := json.Unmarshal([]byte(m[keyUndoRecords]), &sc.records); err != nil {
 		return nil, fmt.Errorf("signature: %s: records: %v", path, err)
 	}
 	for _, rec := range sc.records {
 		for _, t := range rec.Tensors {
-			b, err := r.ReadRaw(dataName(rec.ID, t.Name))
-			if err != nil {
-				return nil, fmt.Errorf("signature: %s: %w", path, err)
-			}
-			if int64(len(b)) != t.Size || hexSHA256(b) != t.Before {
+			if in, ok := r.Info(dataName(rec.ID, t.Name)); !ok || in.Size != t.Size {
 				return nil, fmt.Errorf("signature: %s: original bytes of tensor %q (patch %s) are damaged", path, t.Name, rec.ID)
 			}
-			sc.data[dataName(rec.ID, t.Name)] = b
 		}
 	}
 	return sc, nil
 }
 
-// write stores sc at path atomically.
+// load reads the original bytes of the records with the given ids (of every record when there
+// are none) into memory from s, checking them against their SHA-256.
+func (sc *sidecar) load(s *scratch, ids ...string) error {
+	r, err := safetensors.Open(sc.path)
+	if err != nil {
+		return fmt.Errorf("signature: undo file %w", err)
+	}
+	defer r.Close()
+	for _, rec := range sc.records {
+		if len(ids) > 0 && !slices.Contains(ids, rec.ID) {
+			continue
+		}
+		for _, t := range rec.Tensors {
+			name := dataName(rec.ID, t.Name)
+			if sc.data[name] != nil {
+				continue
+			}
+			b := s.alloc(t.Size)
+			if err := r.ReadRawInto(name, b); err != nil {
+				return fmt.Errorf("signature: %s: %w", sc.path, err)
+			}
+			if hexSHA256(b) != t.Before {
+				return fmt.Errorf("signature: %s: original bytes of tensor %q (patch %s) are damaged", sc.path, t.Name, rec.ID)
+			}
+			sc.data[name] = b
+		}
+	}
+	return nil
+}
+
+// loadFor loads what removing records[i] needs: its originals, and those of the other records
+// when some stay (the sidecar is rewritten with them).
+func (sc *sidecar) loadFor(s *scratch, i int) error {
+	if len(sc.records) == 1 {
+		return sc.load(s, sc.records[i].ID)
+	}
+	return sc.load(s)
+}
+
+// write stores sc at path atomically; the data of every record must be loaded.
 func (sc *sidecar) write(path string, force bool) error {
 	meta := map[string]string{keyFormat: UndoFormat, keyUndoVersion: strconv.Itoa(UndoVersion), keyUndoRecords: marshal(sc.records)}
 	if sc.target != "" {
@@ -163,6 +203,11 @@ func recoverLocked(model string) (string, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
+	var s scratch
+	defer s.release()
+	if err == nil {
+		err = j.load(&s)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w; the journal is damaged, so rws cannot tell whether %s is whole: check it, then remove %s", err, model, jp)
 	}
@@ -171,7 +216,7 @@ func recoverLocked(model string) (string, error) {
 		return "", err
 	}
 	if side == nil {
-		side = &sidecar{data: map[string][]byte{}}
+		side = &sidecar{path: undoPath(model), data: map[string][]byte{}}
 	}
 	find := func(id string) int {
 		for i, r := range side.records {
@@ -185,7 +230,7 @@ func recoverLocked(model string) (string, error) {
 	if j.target != "" {
 		// An unpatch: finish it from the sidecar, which still holds the originals.
 		if i := find(j.target); i >= 0 {
-			if err := restoreInPlace(model, side, i); err != nil {
+			if err := restoreInPlace(model, side, i, &s); err != nil {
 				return "", err
 			}
 		}
@@ -230,13 +275,16 @@ func writeRanges(model string, rec sideRecord, data map[string][]byte, check boo
 			return err
 		}
 	}
-	return f.Sync()
+	return dataSync(f)
 }
 
 // restoreInPlace writes back the originals of side.records[i] and drops that record (and the
 // sidecar with it when it was the last).
-func restoreInPlace(model string, side *sidecar, i int) error {
+func restoreInPlace(model string, side *sidecar, i int, s *scratch) error {
 	rec := side.records[i]
+	if err := side.loadFor(s, i); err != nil {
+		return err
+	}
 	if err := writeRanges(model, rec, side.data, true); err != nil {
 		return err
 	}
@@ -272,11 +320,17 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	var s scratch
+	defer s.release()
 	depth := 0
 	if side != nil {
 		depth = len(side.records)
+		// The commit rewrites the sidecar with the new record added.
+		if err := side.load(&s); err != nil {
+			return nil, err
+		}
 	}
-	p, err := makePlan(ctx, model, sigs)
+	p, err := makePlan(ctx, model, sigs, &s)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +371,7 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 			return nil, fmt.Errorf("%w (the next rws command on %s rolls the patch back)", err, model)
 		}
 	}
-	if err := f.Sync(); err != nil {
+	if err := dataSync(f); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -372,12 +426,13 @@ func topRecord(model string, side *sidecar) (sideRecord, int64, error) {
 	if st.Size() != rec.ModelBytes || hexSHA256(hdr) != rec.HeaderSHA256 {
 		return rec, 0, fmt.Errorf("signature: %s: %w: it is not the file patch %s was made for", model, ErrChanged, rec.ID)
 	}
+	buf := make([]byte, copyBufSize)
 	for _, t := range rec.Tensors {
-		b := make([]byte, t.Size)
-		if _, err := f.ReadAt(b, int64(len(hdr))+t.Offset); err != nil {
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, int64(len(hdr))+t.Offset, t.Size), buf); err != nil {
 			return rec, 0, err
 		}
-		if hexSHA256(b) != t.After {
+		if hex.EncodeToString(h.Sum(nil)) != t.After {
 			return rec, 0, fmt.Errorf("signature: %s: %w: tensor %q no longer holds the patched values, so the original cannot be restored exactly", model, ErrChanged, t.Name)
 		}
 	}
@@ -407,6 +462,13 @@ func UnpatchInPlace(ctx context.Context, model string) (*UnpatchReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every original the unpatch writes (and, when other records stay, the sidecar it rewrites)
+	// is read and checked before anything changes.
+	var s scratch
+	defer s.release()
+	if err := side.loadFor(&s, len(side.records)-1); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -417,7 +479,7 @@ func UnpatchInPlace(ctx context.Context, model string) (*UnpatchReport, error) {
 	if crashAt("journal") {
 		return nil, errCrash
 	}
-	if err := restoreInPlace(model, side, len(side.records)-1); err != nil {
+	if err := restoreInPlace(model, side, len(side.records)-1, &s); err != nil {
 		return nil, err
 	}
 	if crashAt("committed") {
@@ -445,6 +507,11 @@ func unpatchSidecarTo(ctx context.Context, model, out string, opts UnpatchOption
 	}
 	rec, dataStart, err := topRecord(model, side)
 	if err != nil {
+		return nil, err
+	}
+	var s scratch
+	defer s.release()
+	if err := side.loadFor(&s, len(side.records)-1); err != nil {
 		return nil, err
 	}
 	r, hdr, size, err := openModel(model)

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
@@ -86,8 +87,10 @@ type PatchReport struct {
 
 // touch is one tensor a patch changes.
 type touch struct {
-	info     safetensors.Info
-	rel      int64 // offset from the start of the data section
+	info safetensors.Info
+	rel  int64 // offset from the start of the data section
+	// old and new are the tensor's bytes before and after; they may live in the scratch memory of
+	// the operation, so they must not be kept past it.
 	old, new []byte
 	// oldSum and newSum are the hex SHA-256 of old and new (set by makePlan).
 	oldSum, newSum string
@@ -153,8 +156,8 @@ func openModel(path string) (*safetensors.Reader, []byte, int64, error) {
 }
 
 // makePlan checks the signatures against the model and computes the patched bytes of every
-// touched tensor. Nothing is written.
-func makePlan(ctx context.Context, model string, sigs []Applied) (*plan, error) {
+// touched tensor, in buffers taken from s. Nothing is written.
+func makePlan(ctx context.Context, model string, sigs []Applied, s *scratch) (*plan, error) {
 	if len(sigs) == 0 {
 		return nil, fmt.Errorf("signature: no signature to apply")
 	}
@@ -188,7 +191,17 @@ func makePlan(ctx context.Context, model string, sigs []Applied) (*plan, error) 
 			terms[t.Name] = append(terms[t.Name], term{a.Alpha, t})
 		}
 	}
-	differ := make([][]string, len(sigs))
+	// The fingerprints are computed on the other cores while the next tensor is read and
+	// patched; every buffer they read stays valid until they are done.
+	var hashing sync.WaitGroup
+	defer hashing.Wait()
+	hash := func(dst *string, b []byte) {
+		hashing.Add(1)
+		go func() {
+			defer hashing.Done()
+			*dst = hexSHA256(b)
+		}()
+	}
 	for _, in := range p.infos {
 		ts, ok := terms[in.Name]
 		if !ok {
@@ -197,36 +210,36 @@ func makePlan(ctx context.Context, model string, sigs []Applied) (*plan, error) 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		old, err := r.ReadRaw(in.Name)
-		if err != nil {
+		t := &touch{info: in, rel: in.Offset - p.dataStart, old: s.alloc(in.Size), new: s.alloc(in.Size)}
+		if err := r.ReadRawInto(in.Name, t.old); err != nil {
 			return nil, err
 		}
-		// Hash the original while the patched bytes are computed.
-		oldSum := make(chan string, 1)
-		go func() { oldSum <- hexSHA256(old) }()
+		hash(&t.oldSum, t.old)
 		vals := make([][]float32, len(ts))
-		alphas := make([]float64, len(ts))
-		tensors := make([]*Tensor, len(ts))
+		t.alphas = make([]float64, len(ts))
+		t.sigs = make([]*Tensor, len(ts))
 		for k, tm := range ts {
 			if vals[k], err = tm.t.Values(); err != nil {
 				return nil, err
 			}
-			alphas[k], tensors[k] = tm.alpha, tm.t
+			t.alphas[k], t.sigs[k] = tm.alpha, tm.t
 		}
-		nb, err := applyTensor(in.DType, old, alphas, vals)
-		fp := <-oldSum
-		if err != nil {
+		if err := applyTensor(in.DType, t.old, t.alphas, vals, t.new); err != nil {
 			return nil, fmt.Errorf("signature: tensor %q: %w", in.Name, err)
 		}
-		for k, a := range sigs {
-			if t := a.Sig.Tensor(in.Name); t != nil && t.Sources.Clean != fp {
-				differ[k] = append(differ[k], in.Name)
-			}
-		}
-		p.touched = append(p.touched, &touch{info: in, rel: in.Offset - p.dataStart, old: old, new: nb, oldSum: fp,
-			newSum: hexSHA256(nb), alphas: alphas, sigs: tensors})
+		hash(&t.newSum, t.new)
+		p.touched = append(p.touched, t)
 		p.report.Tensors = append(p.report.Tensors, in.Name)
 		p.report.TouchedBytes += in.Size
+	}
+	hashing.Wait()
+	differ := make([][]string, len(sigs))
+	for _, t := range p.touched {
+		for k, a := range sigs {
+			if st := a.Sig.Tensor(t.info.Name); st != nil && st.Sources.Clean != t.oldSum {
+				differ[k] = append(differ[k], t.info.Name)
+			}
+		}
 	}
 	for k, a := range sigs {
 		p.report.Signatures = append(p.report.Signatures, AppliedReport{
@@ -238,107 +251,132 @@ func makePlan(ctx context.Context, model string, sigs []Applied) (*plan, error) 
 	return p, nil
 }
 
-// applyTensor returns raw (elements of dt) plus Σ alphas[k]·vals[k], computed in float32 (float64
-// for F64) and rounded once into dt. A non-finite result is an error wrapping ErrNonFinite.
-func applyTensor(dt tensor.DType, raw []byte, alphas []float64, vals [][]float32) ([]byte, error) {
+// arithChunk is the number of elements applyTensor and predictOriginal convert at a time, so that
+// their float buffers stay small whatever the tensor size.
+const arithChunk = 1 << 14
+
+// applyTensor writes to out (len(raw) bytes) raw (elements of dt) plus Σ alphas[k]·vals[k],
+// computed in float32 (float64 for F64) and rounded once into dt. A non-finite result is an error
+// wrapping ErrNonFinite.
+func applyTensor(dt tensor.DType, raw []byte, alphas []float64, vals [][]float32, out []byte) error {
 	n := len(raw) / dt.Size()
-	out := make([]byte, len(raw))
-	if dt == tensor.F64 {
-		acc := make([]float64, n)
-		if err := tensor.DecodeFloat64(dt, raw, acc); err != nil {
-			return nil, err
-		}
-		for k, v := range vals {
-			a := alphas[k]
-			for i := range acc {
-				acc[i] += float64(a * float64(v[i]))
+	switch dt {
+	case tensor.F32:
+		// The common case, without a float32 copy of the tensor; one signature is the most common
+		// of all and gets a loop of its own.
+		raw, out = raw[:4*n], out[:4*n]
+		if len(vals) == 1 {
+			a, v := float32(alphas[0]), vals[0][:n]
+			for i := range v {
+				x := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])) + float32(a*v[i]) // the conversion keeps the product rounded (no fused multiply-add)
+				b := math.Float32bits(x)
+				if b&0x7f800000 == 0x7f800000 {
+					return fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, i, x)
+				}
+				binary.LittleEndian.PutUint32(out[4*i:], b)
 			}
+			return nil
 		}
-		for i, v := range acc {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, i, v)
-			}
-			binary.LittleEndian.PutUint64(out[8*i:], math.Float64bits(v))
-		}
-		return out, nil
-	}
-	if dt == tensor.F32 {
-		// The common case, without a float32 copy of the tensor.
 		for i := range n {
 			x := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 			for k, v := range vals {
 				x += float32(float32(alphas[k]) * v[i]) // the conversion keeps the product rounded (no fused multiply-add)
 			}
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-				return nil, fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, i, x)
+				return fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, i, x)
 			}
 			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
 		}
-		return out, nil
-	}
-	acc := make([]float32, n)
-	if err := tensor.DecodeFloat32(dt, raw, acc); err != nil {
-		return nil, err
-	}
-	for k, v := range vals {
-		a := float32(alphas[k])
-		for i := range acc {
-			acc[i] += float32(a * v[i]) // the conversion keeps the product rounded (no fused multiply-add)
+		return nil
+	case tensor.F64:
+		for i := range n {
+			x := math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+			for k, v := range vals {
+				x += float64(alphas[k] * float64(v[i]))
+			}
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, i, x)
+			}
+			binary.LittleEndian.PutUint64(out[8*i:], math.Float64bits(x))
 		}
+		return nil
 	}
-	for i, v := range acc {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, i, v)
+	es := dt.Size()
+	acc := make([]float32, min(n, arithChunk))
+	check := make([]float32, len(acc))
+	for lo := 0; lo < n; lo += arithChunk {
+		hi := min(n, lo+arithChunk)
+		a, c := acc[:hi-lo], check[:hi-lo]
+		if err := tensor.DecodeFloat32(dt, raw[lo*es:hi*es], a); err != nil {
+			return err
 		}
-	}
-	if err := tensor.EncodeFloat32(dt, acc, out); err != nil {
-		return nil, err
-	}
-	// Rounding into F16 or BF16 can overflow to infinity.
-	if dt != tensor.F32 {
-		check := make([]float32, n)
-		if err := tensor.DecodeFloat32(dt, out, check); err != nil {
-			return nil, err
+		for k, v := range vals {
+			al := float32(alphas[k])
+			for i := range a {
+				a[i] += float32(al * v[lo+i]) // the conversion keeps the product rounded (no fused multiply-add)
+			}
 		}
-		for i, v := range check {
+		for i, v := range a {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("%w: value %d becomes %v", ErrNonFinite, lo+i, v)
+			}
+		}
+		if err := tensor.EncodeFloat32(dt, a, out[lo*es:hi*es]); err != nil {
+			return err
+		}
+		// Rounding into F16 or BF16 can overflow to infinity.
+		if err := tensor.DecodeFloat32(dt, out[lo*es:hi*es], c); err != nil {
+			return err
+		}
+		for i, v := range c {
 			if math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("%w: value %d becomes %v in %s", ErrNonFinite, i, acc[i], dt)
+				return fmt.Errorf("%w: value %d becomes %v in %s", ErrNonFinite, lo+i, a[i], dt)
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
-// predictOriginal undoes applyTensor approximately: raw (the patched elements of dt) minus
-// Σ alphas[k]·vals[k], subtracting in reverse order with the same roundings. It is usually, not
-// always, the original; Patch stores the XOR with the true original, which is then mostly zero.
-func predictOriginal(dt tensor.DType, raw []byte, alphas []float64, vals [][]float32) []byte {
+// predictOriginal undoes applyTensor approximately: it writes to out raw (the patched elements of
+// dt) minus Σ alphas[k]·vals[k], subtracting in reverse order with the same roundings. It is
+// usually, not always, the original; Patch stores the XOR with the true original, which is then
+// mostly zero.
+func predictOriginal(dt tensor.DType, raw []byte, alphas []float64, vals [][]float32, out []byte) {
 	n := len(raw) / dt.Size()
-	out := make([]byte, len(raw))
-	if dt == tensor.F64 {
-		acc := make([]float64, n)
-		tensor.DecodeFloat64(dt, raw, acc)
+	switch dt {
+	case tensor.F32:
+		for i := range n {
+			x := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			for k := len(vals) - 1; k >= 0; k-- {
+				x -= float32(float32(alphas[k]) * vals[k][i])
+			}
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
+		}
+		return
+	case tensor.F64:
+		for i := range n {
+			x := math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+			for k := len(vals) - 1; k >= 0; k-- {
+				x -= float64(alphas[k] * float64(vals[k][i]))
+			}
+			binary.LittleEndian.PutUint64(out[8*i:], math.Float64bits(x))
+		}
+		return
+	}
+	es := dt.Size()
+	acc := make([]float32, min(n, arithChunk))
+	for lo := 0; lo < n; lo += arithChunk {
+		hi := min(n, lo+arithChunk)
+		a := acc[:hi-lo]
+		tensor.DecodeFloat32(dt, raw[lo*es:hi*es], a)
 		for k := len(vals) - 1; k >= 0; k-- {
-			a, v := alphas[k], vals[k]
-			for i := range acc {
-				acc[i] -= float64(a * float64(v[i]))
+			al, v := float32(alphas[k]), vals[k]
+			for i := range a {
+				a[i] -= float32(al * v[lo+i])
 			}
 		}
-		for i, v := range acc {
-			binary.LittleEndian.PutUint64(out[8*i:], math.Float64bits(v))
-		}
-		return out
+		tensor.EncodeFloat32(dt, a, out[lo*es:hi*es])
 	}
-	acc := make([]float32, n)
-	tensor.DecodeFloat32(dt, raw, acc)
-	for k := len(vals) - 1; k >= 0; k-- {
-		a, v := float32(alphas[k]), vals[k]
-		for i := range acc {
-			acc[i] -= float32(a * v[i])
-		}
-	}
-	tensor.EncodeFloat32(dt, acc, out)
-	return out
 }
 
 // PatchEntry describes one patch applied to a model: an element of the MetaPatch array, or an
@@ -404,21 +442,81 @@ type PatchOptions struct {
 	Command string
 }
 
-// copyRange copies n bytes at offset off of src to dst's current position, in the kernel when it
-// can (copy_file_range).
-func copyRange(dst *os.File, src *os.File, off, n int64) error {
-	if n == 0 {
+// hugePage is the size of a transparent huge page on x86-64 and arm64 Linux (see bigBuffer).
+const hugePage = 2 << 20
+
+// scratch holds the large temporary buffers of one operation (the touched tensors before and
+// after, undo data) and frees them together. Buffers from alloc must not be used after release.
+type scratch struct {
+	mu   sync.Mutex
+	free []func()
+}
+
+// alloc returns n zero bytes (see bigBuffer).
+func (s *scratch) alloc(n int64) []byte {
+	b, free := bigBuffer(int(n))
+	s.mu.Lock()
+	s.free = append(s.free, free)
+	s.mu.Unlock()
+	return b
+}
+
+// release frees every buffer alloc returned.
+func (s *scratch) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.free {
+		f()
+	}
+	s.free = nil
+}
+
+// errNoKernelCopy says that the kernel cannot copy between two files (kernelCopy).
+var errNoKernelCopy = errors.New("no kernel copy between these files")
+
+// copyBufSize is the buffer of a rangeCopier where the kernel cannot copy.
+const copyBufSize = 1 << 20
+
+// rangeCopier copies byte ranges of src to dst: in the kernel while it can (copy_file_range),
+// through a buffer from the first time it cannot on.
+type rangeCopier struct {
+	dst, src *os.File
+	buf      []byte // set once the kernel could not copy
+}
+
+// copy copies n bytes at srcOff of src to dstOff of dst. A src shorter than srcOff+n is an error.
+func (c *rangeCopier) copy(dstOff, srcOff, n int64) error {
+	if n <= 0 {
 		return nil
 	}
-	if _, err := src.Seek(off, io.SeekStart); err != nil {
-		return err
+	short := func() error {
+		return fmt.Errorf("%s is shorter than its header says (was it changed?)", c.src.Name())
 	}
-	got, err := io.Copy(dst, &io.LimitedReader{R: src, N: n})
-	if err != nil {
-		return err
+	if c.buf == nil {
+		done, err := kernelCopy(c.dst, c.src, dstOff, srcOff, n)
+		switch {
+		case err == nil && done == n:
+			return nil
+		case err == nil:
+			return short()
+		case !errors.Is(err, errNoKernelCopy):
+			return err
+		}
+		c.buf = make([]byte, copyBufSize)
 	}
-	if got != n {
-		return fmt.Errorf("copied %d of %d bytes: %s is shorter than its header says (was it changed?)", got, n, src.Name())
+	for done := int64(0); done < n; {
+		b := c.buf[:min(int64(len(c.buf)), n-done)]
+		k, err := c.src.ReadAt(b, srcOff+done)
+		if k < len(b) {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = short()
+			}
+			return err
+		}
+		if _, err := c.dst.WriteAt(b, dstOff+done); err != nil {
+			return err
+		}
+		done += int64(k)
 	}
 	return nil
 }

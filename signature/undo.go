@@ -5,12 +5,16 @@ import (
 	"compress/flate"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 
 	"github.com/rws-project/rws/internal/atomicfile"
 	"github.com/rws-project/rws/quant"
@@ -114,56 +118,57 @@ func hexSHA256(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// deflate compresses b (fastest level: the data is mostly either zero or noise).
-func deflate(b []byte) []byte {
-	var buf bytes.Buffer
-	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+// deflate compresses b into buf's memory (fastest level: the data is mostly either zero or
+// noise), growing past it only if it must.
+func deflate(b, buf []byte) []byte {
+	out := bytes.NewBuffer(buf[:0])
+	w, _ := flate.NewWriter(out, flate.BestSpeed)
 	w.Write(b)
 	w.Close()
-	return buf.Bytes()
+	return out.Bytes()
 }
 
-// inflate decompresses exactly n bytes, refusing more or fewer.
-func inflate(b []byte, n int64) ([]byte, error) {
+// deflateBound is room enough for deflate of n bytes: incompressible data goes into stored
+// blocks of at most 64 KiB with a 5-byte header each.
+func deflateBound(n int64) int64 { return n + 5*(n/(1<<15)+2) + 64 }
+
+// inflate decompresses exactly len(out) bytes into out, refusing more or fewer.
+func inflate(b, out []byte) error {
 	r := flate.NewReader(bytes.NewReader(b))
 	defer r.Close()
-	out := make([]byte, n)
 	if _, err := io.ReadFull(r, out); err != nil {
-		return nil, fmt.Errorf("compressed data ends early: %w", err)
+		return fmt.Errorf("compressed data ends early: %w", err)
 	}
 	var one [1]byte
 	if m, _ := r.Read(one[:]); m != 0 {
-		return nil, fmt.Errorf("compressed data is longer than %d bytes", n)
+		return fmt.Errorf("compressed data is longer than %d bytes", len(out))
 	}
-	return out, nil
+	return nil
 }
 
-// xorPlanes returns a ^ b with byte planes split (all first bytes of the elements, then all
+// xorPlanes writes to out a ^ b with byte planes split (all first bytes of the elements, then all
 // second bytes, …), which puts the rarely changing sign and exponent bytes together.
-func xorPlanes(a, b []byte, es int) []byte {
+func xorPlanes(a, b []byte, es int, out []byte) {
 	n := len(a) / es
-	out := make([]byte, len(a))
 	for i := range n {
 		for k := range es {
 			out[k*n+i] = a[i*es+k] ^ b[i*es+k]
 		}
 	}
-	return out
 }
 
-// unXORPlanes inverts xorPlanes: given b and the planes of a ^ b, it returns a.
-func unXORPlanes(planes, b []byte, es int) []byte {
+// unXORPlanes inverts xorPlanes: given b and the planes of a ^ b, it writes a to out.
+func unXORPlanes(planes, b []byte, es int, out []byte) {
 	n := len(b) / es
-	out := make([]byte, len(b))
 	for i := range n {
 		for k := range es {
 			out[i*es+k] = planes[k*n+i] ^ b[i*es+k]
 		}
 	}
-	return out
 }
 
-// sidecarRecords returns the in-place undo records of model (nil when there is no sidecar).
+// sidecarRecords returns the in-place undo records of model (nil when there is no sidecar). It
+// reads the sidecar's header only.
 func sidecarRecords(model string) ([]sideRecord, error) {
 	sc, err := readSidecar(undoPath(model))
 	if errors.Is(err, os.ErrNotExist) {
@@ -176,8 +181,9 @@ func sidecarRecords(model string) ([]sideRecord, error) {
 }
 
 // Patch writes out = model + Σ α·RWS. Tensors the signatures do not cover are copied byte for
-// byte; the header gains MetaPatch (the patch history) and MetaUndo (what Unpatch needs to give
-// back model exactly). Any mismatch or non-finite result is an error and leaves no output.
+// byte (in the kernel where it can); the header gains MetaPatch (the patch history) and MetaUndo
+// (what Unpatch needs to give back model exactly). Any mismatch or non-finite result is an error
+// and leaves no output.
 func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOptions) (*PatchReport, error) {
 	if err := Recover(model); err != nil {
 		return nil, err
@@ -190,20 +196,19 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 	if err := checkStale(out, opts.Force); err != nil {
 		return nil, err
 	}
-	p, err := makePlan(ctx, model, sigs)
+	var s scratch
+	defer s.release()
+	p, err := makePlan(ctx, model, sigs, &s)
 	if err != nil {
 		return nil, err
 	}
 	p.report.Out = out
 	p.report.Command = opts.Command
 	p.report.ID = p.planID(0)
-	rec := undoRecord{Format: UndoFormat, Version: UndoVersion, ID: p.report.ID, Header: deflate(p.header),
-		DataBytes: p.size - p.dataStart}
-	for _, t := range p.touched {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		rec.Tensors = append(rec.Tensors, undoOf(t))
+	rec := undoRecord{Format: UndoFormat, Version: UndoVersion, ID: p.report.ID, Header: deflate(p.header, nil),
+		DataBytes: p.size - p.dataStart, Tensors: make([]undoTensor, len(p.touched))}
+	if err := undoAll(ctx, p.touched, rec.Tensors, &s); err != nil {
+		return nil, err
 	}
 	meta := make(map[string]string, len(p.meta)+2)
 	for k, v := range p.meta {
@@ -216,14 +221,11 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 		}
 	}
 	meta[MetaPatch] = marshal(append(history, p.entry()))
-	meta[MetaUndo] = marshal(rec)
-	p.report.UndoBytes = int64(len(meta[MetaUndo]))
-	infos := make([]safetensors.Info, len(p.infos))
-	copy(infos, p.infos)
-	hdr, err := safetensors.EncodeHeader(infos, meta)
+	hdr, undoBytes, err := undoHeader(p.infos, meta, &rec, p.dataStart, &s)
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
+	p.report.UndoBytes = undoBytes
 	if err := writeModel(ctx, out, opts.Force, hdr, model, p.dataStart, p.size-p.dataStart, p.touched, false); err != nil {
 		return nil, err
 	}
@@ -237,9 +239,186 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 	return p.report, nil
 }
 
+// undoAll fills undo[i] with the undo entry of touched[i], on all cores.
+func undoAll(ctx context.Context, touched []*touch, undo []undoTensor, s *scratch) error {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(len(touched), runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				undo[i] = undoOf(touched[i], s)
+			}
+		}()
+	}
+	var err error
+	for i := range touched {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return err
+}
+
+// undoHeader returns the header of a patched model: EncodeHeader of infos and meta plus MetaUndo,
+// the JSON of rec, padded (see pagePad) so that the data starts at the offset of like modulo the
+// page size; and the length of the JSON of rec.
+//
+// The record is about as large as the touched tensors (base64 of their compressed XOR data or of
+// the signature terms), and json.Marshal and EncodeHeader would each copy it several times over.
+// So the record is marshalled with a short marker in place of each large byte field, the header
+// is encoded with a marker in place of the record, and the header is then assembled once, with
+// the large fields base64-encoded straight into it. The bytes are those of the plain way
+// (undoHeaderPlain), which it falls back to when a marker is not unique or the record holds
+// characters that EncodeHeader would escape differently (TestUndoHeader).
+func undoHeader(infos []safetensors.Info, meta map[string]string, rec *undoRecord, like int64, s *scratch) ([]byte, int64, error) {
+	const minField = 4096 // smaller fields are marshalled as they are
+	// The record with markers, and the large fields in marker order.
+	markerOf := func(i int) []byte {
+		return []byte{0xfb, 0xef, 0xbe, 'r', 'w', 's', byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i), 0xfb, 0xef}
+	}
+	var big [][]byte
+	marker := func(b []byte) []byte {
+		if len(b) < minField {
+			return b
+		}
+		big = append(big, b)
+		return markerOf(len(big) - 1)
+	}
+	shadow := *rec
+	shadow.Header = marker(rec.Header)
+	shadow.Tensors = make([]undoTensor, len(rec.Tensors))
+	for i, ut := range rec.Tensors {
+		ut.XOR = marker(ut.XOR)
+		ut.Terms = append([]undoTerm(nil), ut.Terms...)
+		for k := range ut.Terms {
+			ut.Terms[k].Codes = marker(ut.Terms[k].Codes)
+			ut.Terms[k].Raw = marker(ut.Terms[k].Raw)
+		}
+		shadow.Tensors[i] = ut
+	}
+	skel, err := json.Marshal(&shadow)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Where each marker's base64 lies in the skeleton, and the record's final length.
+	at := make([]int, len(big))
+	size := int64(len(skel))
+	for i, b := range big {
+		tok := []byte(`"` + base64.StdEncoding.EncodeToString(markerOf(i)) + `"`)
+		at[i] = bytes.Index(skel, tok)
+		if at[i] < 0 || bytes.Count(skel, tok) != 1 || (i > 0 && at[i] < at[i-1]) {
+			return undoHeaderPlain(infos, meta, rec, like)
+		}
+		at[i]++ // past the quote
+		size += int64(base64.StdEncoding.EncodedLen(len(b)) - (len(tok) - 2))
+	}
+	// EncodeHeader escapes only '"' and '\' in what json.Marshal writes, as long as it is ASCII
+	// without control characters.
+	escaped := size
+	for _, c := range skel {
+		if c < 0x20 || c >= 0x80 {
+			return undoHeaderPlain(infos, meta, rec, like)
+		}
+		if c == '"' || c == '\\' {
+			escaped++
+		}
+	}
+	const placeholder = "\x00rws.undo record\x00"
+	m := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		m[k] = v
+	}
+	m[MetaUndo] = placeholder
+	h0, err := safetensors.EncodeHeader(infos, m)
+	if err != nil {
+		return nil, 0, err
+	}
+	body := bytes.TrimRight(h0[8:], " ")
+	ph := []byte(`"\u0000rws.undo record\u0000"`)
+	i := bytes.Index(body, ph)
+	if i < 0 || bytes.Count(body, ph) != 1 {
+		return undoHeaderPlain(infos, meta, rec, like)
+	}
+	n := int64(len(body)-len(ph)) + 2 + escaped
+	n = (n + 7) / 8 * 8
+	n += pagePad(8+n, like)
+	hdr := s.alloc(8 + n)
+	binary.LittleEndian.PutUint64(hdr, uint64(n))
+	w := 8 + copy(hdr[8:], body[:i+1]) // through the opening quote
+	esc := func(b []byte) {
+		for _, c := range b {
+			if c == '"' || c == '\\' {
+				hdr[w] = '\\'
+				w++
+			}
+			hdr[w] = c
+			w++
+		}
+	}
+	prev := 0
+	for k, b := range big {
+		esc(skel[prev:at[k]])
+		base64.StdEncoding.Encode(hdr[w:], b)
+		w += base64.StdEncoding.EncodedLen(len(b))
+		prev = at[k] + base64.StdEncoding.EncodedLen(len(markerOf(k)))
+	}
+	esc(skel[prev:])
+	w += copy(hdr[w:], body[i+len(ph)-1:]) // from the closing quote
+	for ; w < len(hdr); w++ {
+		hdr[w] = ' '
+	}
+	return hdr, size, nil
+}
+
+// undoHeaderPlain is undoHeader the plain way.
+func undoHeaderPlain(infos []safetensors.Info, meta map[string]string, rec *undoRecord, like int64) ([]byte, int64, error) {
+	m := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		m[k] = v
+	}
+	m[MetaUndo] = marshal(rec)
+	hdr, err := safetensors.EncodeHeader(infos, m)
+	if err != nil {
+		return nil, 0, err
+	}
+	if pad := pagePad(int64(len(hdr)), like); pad > 0 {
+		hdr = append(hdr, bytes.Repeat([]byte{' '}, int(pad))...)
+		binary.LittleEndian.PutUint64(hdr, uint64(len(hdr)-8))
+	}
+	return hdr, int64(len(m[MetaUndo])), nil
+}
+
+// alignPage is the page size pagePad aligns to: that of x86-64 and of most arm64 systems (a
+// constant, so that the output does not depend on the machine).
+const alignPage = 4096
+
+// pagePad returns how many spaces to append to a header of n bytes (a multiple of 8, as
+// EncodeHeader writes them) so that the data after it starts at the same offset modulo the page
+// size as the data of a file whose header takes like bytes: the kernel then copies the data
+// between the two files in whole pages, about a third cheaper than straddling pages. Trailing
+// spaces are allowed by the format. It returns 0 when that would break the 8-byte alignment of
+// the data.
+func pagePad(n, like int64) int64 {
+	pad := ((like-n)%alignPage + alignPage) % alignPage
+	if pad%8 != 0 {
+		return 0
+	}
+	return pad
+}
+
+// writeChunk is how much writeModel copies at a time; the disk writeback of each chunk starts as
+// soon as it is written.
+const writeChunk = 16 << 20
+
 // writeModel writes path (atomically) as hdr followed by the data section of src (dataBytes
 // bytes from srcStart) with the touched tensors' ranges replaced by their new bytes, or by their
-// old bytes when restore is set.
+// old bytes when restore is set. The untouched ranges are copied in the kernel where it can, and
+// the writeback to disk runs alongside, so that little is left for the final fsync.
 func writeModel(ctx context.Context, path string, force bool, hdr []byte, src string, srcStart, dataBytes int64, touched []*touch, restore bool) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -251,76 +430,89 @@ func writeModel(ctx context.Context, path string, force bool, hdr []byte, src st
 		return fmt.Errorf("signature: %w", err)
 	}
 	defer f.Abort()
-	w := &flusher{f: f.File}
-	if err := w.write(hdr); err != nil {
+	w := newWriteback(f.File)
+	defer w.stop()
+	c := &rangeCopier{dst: f.File, src: in}
+	// write puts b at off, or copies b's bytes from src at srcOff when b is nil, a chunk at a time.
+	write := func(b []byte, off, srcOff, n int64) error {
+		for done := int64(0); done < n; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := min(n-done, writeChunk)
+			if b != nil {
+				if _, err := f.WriteAt(b[done:done+k], off+done); err != nil {
+					return err
+				}
+			} else if err := c.copy(off+done, srcOff+done, k); err != nil {
+				return fmt.Errorf("signature: %w", err)
+			}
+			done += k
+			w.written(off + done)
+		}
+		return nil
+	}
+	if err := write(hdr, 0, 0, int64(len(hdr))); err != nil {
 		return err
 	}
+	dst := int64(len(hdr))
 	var cur int64
 	for _, t := range touched {
-		if err := w.copy(ctx, in, srcStart+cur, t.rel-cur); err != nil {
-			return fmt.Errorf("signature: %w", err)
+		if err := write(nil, dst+cur, srcStart+cur, t.rel-cur); err != nil {
+			return err
 		}
 		data := t.new
 		if restore {
 			data = t.old
 		}
-		if err := w.write(data); err != nil {
+		if err := write(data, dst+t.rel, 0, int64(len(data))); err != nil {
 			return err
 		}
 		cur = t.rel + int64(len(data))
 	}
-	if err := w.copy(ctx, in, srcStart+cur, dataBytes-cur); err != nil {
-		return fmt.Errorf("signature: %w", err)
+	if err := write(nil, dst+cur, srcStart+cur, dataBytes-cur); err != nil {
+		return err
 	}
+	w.stop()
 	return f.Commit()
 }
 
-// flushChunk is how much flusher writes before starting the writeback of what it wrote.
-const flushChunk = 64 << 20
-
-// flusher writes a file sequentially and starts the disk writeback of every flushChunk bytes as
-// it goes, so that the data is mostly on disk by the time the file is synced.
-type flusher struct {
+// writeback starts the disk writeback of a file being written front to back (startWriteback),
+// from a goroutine of its own so that the writer does not wait on the disk queue.
+type writeback struct {
 	f       *os.File
-	off     int64 // bytes written
-	flushed int64 // bytes whose writeback was started
+	started int64 // the writeback of bytes before this offset was requested
+	ranges  chan [2]int64
+	done    chan struct{}
 }
 
-func (w *flusher) advance(n int64) {
-	w.off += n
-	if w.off-w.flushed >= flushChunk {
-		startWriteback(w.f, w.flushed, w.off-w.flushed)
-		w.flushed = w.off
+func newWriteback(f *os.File) *writeback {
+	ranges, done := make(chan [2]int64, 64), make(chan struct{})
+	go func() {
+		defer close(done)
+		for r := range ranges {
+			startWriteback(f, r[0], r[1]-r[0])
+		}
+	}()
+	return &writeback{f: f, ranges: ranges, done: done}
+}
+
+// written says that the file holds its bytes up to end; their writeback starts once a chunk has
+// gathered.
+func (w *writeback) written(end int64) {
+	if w.ranges != nil && end-w.started >= writeChunk {
+		w.ranges <- [2]int64{w.started, end}
+		w.started = end
 	}
 }
 
-func (w *flusher) write(b []byte) error {
-	for len(b) > 0 {
-		n := min(len(b), flushChunk)
-		if _, err := w.f.Write(b[:n]); err != nil {
-			return err
-		}
-		w.advance(int64(n))
-		b = b[n:]
+// stop waits for the requests made so far; it may be called more than once.
+func (w *writeback) stop() {
+	if w.ranges != nil {
+		close(w.ranges)
+		w.ranges = nil
+		<-w.done
 	}
-	return nil
-}
-
-// copy copies n bytes at offset off of src, in the kernel when it can (copy_file_range).
-func (w *flusher) copy(ctx context.Context, src *os.File, off, n int64) error {
-	for n > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		k := min(n, flushChunk)
-		if err := copyRange(w.f, src, off, k); err != nil {
-			return err
-		}
-		w.advance(k)
-		off += k
-		n -= k
-	}
-	return nil
 }
 
 // verifyTensors reads back the touched tensors of a file written by writeModel with a header of
@@ -331,17 +523,20 @@ func verifyTensors(path string, hdrLen int64, touched []*touch, restore bool) er
 		return fmt.Errorf("signature: reading back %s: %w", path, err)
 	}
 	defer f.Close()
+	buf := make([]byte, copyBufSize)
 	for _, t := range touched {
 		want := t.new
 		if restore {
 			want = t.old
 		}
-		got := make([]byte, len(want))
-		if _, err := f.ReadAt(got, hdrLen+t.rel); err != nil {
-			return fmt.Errorf("signature: reading back %s: %w", path, err)
-		}
-		if !bytes.Equal(got, want) {
-			return fmt.Errorf("signature: reading back %s: tensor %q does not hold the bytes written", path, t.info.Name)
+		for off := 0; off < len(want); off += len(buf) {
+			got := buf[:min(len(buf), len(want)-off)]
+			if _, err := f.ReadAt(got, hdrLen+t.rel+int64(off)); err != nil {
+				return fmt.Errorf("signature: reading back %s: %w", path, err)
+			}
+			if !bytes.Equal(got, want[off:off+len(got)]) {
+				return fmt.Errorf("signature: reading back %s: tensor %q does not hold the bytes written", path, t.info.Name)
+			}
 		}
 	}
 	return nil
@@ -405,6 +600,8 @@ func Unpatch(ctx context.Context, patched, out string, opts UnpatchOptions) (*Un
 	if err != nil {
 		return nil, fmt.Errorf("signature: %s: undo record header: %v", patched, err)
 	}
+	var s scratch
+	defer s.release()
 	var touched []*touch
 	rep := &UnpatchReport{ID: rec.ID, Model: patched, Out: out}
 	var cur int64
@@ -414,30 +611,20 @@ func Unpatch(ctx context.Context, patched, out string, opts UnpatchOptions) (*Un
 			return nil, fmt.Errorf("signature: %s: %w: tensor %q is not where the patch wrote it", patched, ErrChanged, ut.Name)
 		}
 		cur = ut.Offset + ut.Size
-		now, err := r.ReadRaw(ut.Name)
-		if err != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		now := s.alloc(ut.Size)
+		if err := r.ReadRawInto(ut.Name, now); err != nil {
 			return nil, err
 		}
 		if hexSHA256(now) != ut.After {
 			return nil, fmt.Errorf("signature: %s: %w: tensor %q no longer holds the patched values, so the original cannot be restored exactly", patched, ErrChanged, ut.Name)
 		}
-		planes, err := inflate(ut.XOR, ut.Size)
+		old, err := restoreTensor(in, ut, now, &s)
 		if err != nil {
 			return nil, fmt.Errorf("signature: %s: undo data of tensor %q: %v", patched, ut.Name, err)
 		}
-		pred := now
-		if len(ut.Terms) > 0 {
-			alphas := make([]float64, len(ut.Terms))
-			vals := make([][]float32, len(ut.Terms))
-			for k, term := range ut.Terms {
-				alphas[k] = term.Alpha
-				if vals[k], err = term.values(in.Elements()); err != nil {
-					return nil, fmt.Errorf("signature: %s: undo data of tensor %q: %v", patched, ut.Name, err)
-				}
-			}
-			pred = predictOriginal(in.DType, now, alphas, vals)
-		}
-		old := unXORPlanes(planes, pred, ut.ElemSize)
 		if hexSHA256(old) != ut.Before {
 			return nil, fmt.Errorf("signature: %s: undo data of tensor %q does not restore the recorded original (damaged record)", patched, ut.Name)
 		}
@@ -467,6 +654,36 @@ func Unpatch(ctx context.Context, patched, out string, opts UnpatchOptions) (*Un
 		rep.Remaining = len(history) - 1
 	}
 	return rep, nil
+}
+
+// restoreTensor returns the original bytes (in memory from s) of the tensor in, which holds now,
+// from its undo entry ut.
+func restoreTensor(in safetensors.Info, ut undoTensor, now []byte, s *scratch) ([]byte, error) {
+	// The planes and the prediction are freed at once (see undoOf).
+	planes, free := bigBuffer(int(ut.Size))
+	defer free()
+	if err := inflate(ut.XOR, planes); err != nil {
+		return nil, err
+	}
+	pred := now
+	if len(ut.Terms) > 0 {
+		alphas := make([]float64, len(ut.Terms))
+		vals := make([][]float32, len(ut.Terms))
+		for k, term := range ut.Terms {
+			alphas[k] = term.Alpha
+			var err error
+			if vals[k], err = term.values(in.Elements()); err != nil {
+				return nil, err
+			}
+		}
+		var freePred func()
+		pred, freePred = bigBuffer(int(ut.Size))
+		defer freePred()
+		predictOriginal(in.DType, now, alphas, vals, pred)
+	}
+	old := s.alloc(ut.Size)
+	unXORPlanes(planes, pred, ut.ElemSize, old)
+	return old, nil
 }
 
 // inflateAll decompresses at most limit bytes.
@@ -505,28 +722,37 @@ func removeStale(out string) error {
 }
 
 // undoOf makes the undo entry of a touched tensor: the XOR of the original with the patched
-// bytes, or with predictOriginal plus the terms, whichever takes fewer bytes.
-func undoOf(t *touch) undoTensor {
+// bytes, or with predictOriginal plus the terms, whichever takes fewer bytes. Its byte fields
+// live in s.
+func undoOf(t *touch, s *scratch) undoTensor {
 	es := t.info.DType.Size()
-	ut := undoTensor{Name: t.info.Name, Offset: t.rel, Size: t.info.Size, ElemSize: es, Before: t.oldSum, After: t.newSum,
-		XOR: deflate(xorPlanes(t.old, t.new, es))}
+	ut := undoTensor{Name: t.info.Name, Offset: t.rel, Size: t.info.Size, ElemSize: es, Before: t.oldSum, After: t.newSum}
+	// The planes and the prediction are freed at once: a large patch must not hold several
+	// copies of every touched tensor at the same time.
+	planes, free := bigBuffer(int(t.info.Size))
+	defer free()
+	xorPlanes(t.old, t.new, es, planes)
+	ut.XOR = deflate(planes, s.alloc(deflateBound(t.info.Size)))
 	vals := make([][]float32, len(t.sigs))
 	terms := make([]undoTerm, len(t.sigs))
 	cost := 0
-	for k, s := range t.sigs {
-		v, err := s.Values()
+	for k, sg := range t.sigs {
+		v, err := sg.Values()
 		if err != nil {
 			return ut // cannot happen: makePlan decoded them
 		}
 		vals[k] = v
-		terms[k] = termOf(t.alphas[k], s)
+		terms[k] = termOf(t.alphas[k], sg)
 		cost += terms[k].size()
 	}
 	if cost >= len(ut.XOR) {
 		return ut
 	}
-	pred := predictOriginal(t.info.DType, t.new, t.alphas, vals)
-	if x := deflate(xorPlanes(t.old, pred, es)); len(x)+cost < len(ut.XOR) {
+	pred, freePred := bigBuffer(int(t.info.Size))
+	defer freePred()
+	predictOriginal(t.info.DType, t.new, t.alphas, vals, pred)
+	xorPlanes(t.old, pred, es, planes)
+	if x := deflate(planes, s.alloc(deflateBound(t.info.Size))); len(x)+cost < len(ut.XOR) {
 		ut.XOR, ut.Terms = x, terms
 	}
 	return ut
