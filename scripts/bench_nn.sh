@@ -5,9 +5,9 @@
 #   scripts/bench_nn.sh [ROUNDS [SECONDS]]        (defaults: 3 rounds of 8 s per measurement)
 #
 # Each round measures, one after the other: PyTorch (torch.set_num_threads(CORES)), the engine
-# with OpenBLAS through cgo, and the pure-Go build (-tags noopenblas, gonum's BLAS); for
-# training steps (SGD momentum 0.9, weight decay 5e-4, uint8 -> float preprocessing included)
-# and inference. Each measurement is its own process, so peak RSS (/usr/bin/time %M) is the
+# with OpenBLAS through cgo (and the AVX2 Winograd transforms), and the pure-Go build (-tags
+# 'noopenblas purego': gonum's BLAS, no assembly of ours); for training steps (SGD momentum
+# 0.9, weight decay 5e-4, uint8 -> float preprocessing included) and inference. Each measurement is its own process, so peak RSS (/usr/bin/time %M) is the
 # process's. Prints every measurement and the ratios of the per-side medians. CORES defaults to
 # 2 (GOMAXPROCS for Go). OpenBLAS kernels follow OPENBLAS_CORETYPE when it is set.
 set -eu
@@ -20,7 +20,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 go test -c -o "$TMP/nn.test" ./internal/nn
-go test -c -tags noopenblas -o "$TMP/nn_purego.test" ./internal/nn
+go test -c -tags 'noopenblas purego' -o "$TMP/nn_purego.test" ./internal/nn
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}  cores=$CORES  $(nproc) CPUs  $(uptime | sed 's/.*load/load/')"
 
 # go_bench BIN BENCH -> "examples/s rss_kb"

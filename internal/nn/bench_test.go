@@ -45,11 +45,13 @@ func benchTrain(b *testing.B, arch string, cfg Config, batch int) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	cpu0 := cpuNanos()
 	for b.Loop() {
 		if _, err := tr.RunEpoch(ctx, im, labels, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu0)
 	b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "examples/s")
 }
 
@@ -62,12 +64,22 @@ func BenchmarkInfer(b *testing.B) {
 	}
 	im, _ := randomImages(128, 28, 28, 1, 2)
 	ctx := context.Background()
+	cpu0 := cpuNanos()
 	for b.Loop() {
 		if _, err := m.Logits(ctx, im); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu0)
 	b.ReportMetric(float64(im.N)*float64(b.N)/b.Elapsed().Seconds(), "examples/s")
+}
+
+// reportCPU reports the process's CPU time per op since cpu0 (cpu-ns/op), which a loaded
+// machine disturbs less than wall time, where the system tells it.
+func reportCPU(b *testing.B, cpu0 int64) {
+	if cpu0 >= 0 {
+		b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op")
+	}
 }
 
 // BenchmarkUnfold compares the whole-plane unfolding of "same" convolutions with the general

@@ -31,6 +31,7 @@ type conv2d struct {
 	tmp    scratch   // per-worker convolution output (fused pool) or its gradient
 	wgrad  scratch   // per-worker partial weight (and bias) gradients
 	direct bool      // 1×1, stride 1, no padding: the input is its own unfolding
+	wino   winograd  // forward state of 3×3 stride-1 convolutions computed with Winograd
 }
 
 func newConv(name string, in shape, out, k, stride, pad int, bias bool) (*conv2d, error) {
@@ -96,15 +97,31 @@ func (c *conv2d) forward(x []float32, n int, train bool) []float32 {
 	w := c.weight.w
 	c.col.prepare()
 	c.tmp.prepare()
-	g := c.group((n + workers() - 1) / workers())
+	perWorker := (n + workers() - 1) / workers()
+	g := c.group(perWorker)
+	wino := c.useWinograd()
+	if wino {
+		c.winoPrepare()
+		g = c.winoGroup(perWorker)
+	}
 	parallel(n, 1, func(wk, lo, hi int) {
 		ld := g * ohw
 		var col []float32
-		if !c.direct || g > 1 {
+		if !wino && (!c.direct || g > 1) {
 			col = c.col.get(wk, ckk*ld)
 		}
 		for i0 := lo; i0 < hi; i0 += g {
 			gi := min(g, hi-i0) // examples in this group
+			var y []float32     // Winograd's output planes
+			var ys int
+			if wino {
+				// Winograd's epilogue works on its output planes directly, except for a pool
+				// whose windows are not its tiles.
+				y, ys = c.winoConv(wk, x[i0*isz:(i0+gi)*isz], gi)
+				if c.winoEpilogue(y, ys, i0, gi, inference) {
+					continue
+				}
+			}
 			// The product's output: the example's own output when alone and not pooled.
 			var out []float32
 			oldOut := ld
@@ -113,14 +130,23 @@ func (c *conv2d) forward(x []float32, n int, train bool) []float32 {
 			} else {
 				out = c.tmp.get(wk, cout*ld)
 			}
-			b, ldb := x[i0*isz:(i0+1)*isz], ohw
-			if !c.direct || gi > 1 {
+			if wino {
+				tiles := c.wino.th * c.wino.tw
 				for j := 0; j < gi; j++ {
-					c.unfold(x[(i0+j)*isz:(i0+j+1)*isz], col[j*ohw:], ld)
+					for co := 0; co < cout; co++ {
+						c.winoScatter(y[(co*gi+j)*tiles:], ys, out[co*oldOut+j*ohw:][:ohw])
+					}
 				}
-				b, ldb = col, ld
+			} else {
+				b, ldb := x[i0*isz:(i0+1)*isz], ohw
+				if !c.direct || gi > 1 {
+					for j := 0; j < gi; j++ {
+						c.unfold(x[(i0+j)*isz:(i0+j+1)*isz], col[j*ohw:], ld)
+					}
+					b, ldb = col, ld
+				}
+				blas.Sgemm(false, false, cout, gi*ohw, ckk, 1, w, ckk, b, ldb, 0, out, oldOut)
 			}
-			blas.Sgemm(false, false, cout, gi*ohw, ckk, 1, w, ckk, b, ldb, 0, out, oldOut)
 			// The epilogue adds the bias and applies the ReLU in one pass; before a pool it
 			// pools first and then works on a quarter of the values: a per-channel constant and
 			// the ReLU commute with the maximum (where the maximum is not positive, the value

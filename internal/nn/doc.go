@@ -17,9 +17,12 @@
 //
 // Activations are float32 in NCHW order. Convolutions unfold each example (im2col) and call
 // SGEMM from package blas (OpenBLAS through cgo, or gonum's pure-Go BLAS with the noopenblas
-// build tag or without cgo). The engine spreads examples, channels and elements over
-// GOMAXPROCS goroutines and runs OpenBLAS single-threaded inside each; ReLU and max-pool after
-// a convolution run fused into it, on each example's output while it is in cache.
+// build tag or without cgo). The forward pass of 3×3 stride-1 convolutions with enough input
+// channels uses Winograd F(2×2, 3×3) instead (winograd.go): 16 products of channel matrices,
+// with AVX2 transforms on amd64 (build tag purego: Go). The engine spreads examples, channels
+// and elements over GOMAXPROCS goroutines and runs OpenBLAS single-threaded inside each; ReLU
+// and max-pool after a convolution run fused into it, on each example's output while it is in
+// cache.
 //
 // Numerical parity with PyTorch 1.13 is tested against golden vectors made by
 // scripts/gen_nn_golden.py (every layer and every model, forward and backward, within 1e-4 of
