@@ -74,7 +74,12 @@ type Data struct {
 	Test     int `toml:"test" json:"test"`
 	// MatrixTest is the number of test images (the first of each set) for the cells of the
 	// accuracy matrix off its diagonal: θ_c and θ_std + RWS_c on the other corruptions.
-	MatrixTest  int    `toml:"matrix_test" json:"matrix_test"`
+	MatrixTest int `toml:"matrix_test" json:"matrix_test"`
+	// CleanTest is the number of clean test images (the Test images and the next ones of the
+	// same permutation) for the clean accuracies of θ_std, θ_c and the patched models in the
+	// patching table: a clean drop is a small difference and needs more images than the
+	// corrupted sets. 0 means Test.
+	CleanTest   int    `toml:"clean_test" json:"clean_test"`
 	CorruptSeed uint64 `toml:"corrupt_seed" json:"corrupt_seed"`
 }
 
@@ -129,6 +134,14 @@ type Transfer struct {
 	Finetune int    `toml:"finetune" json:"finetune"`
 	Test     int    `toml:"test" json:"test"`
 	Recipe
+}
+
+// cleanTest is the number of clean test images of the patching table (see Data.CleanTest).
+func (d Data) cleanTest() int {
+	if d.CleanTest == 0 {
+		return d.Test
+	}
+	return d.CleanTest
 }
 
 // Load returns the configuration: the default one, with the TOML file at path (when not empty)
@@ -243,6 +256,9 @@ func (c *Config) Validate() error {
 	d := c.Data
 	if d.Pretrain < 1 || d.Finetune < 1 || d.Update < 1 || d.Holdout < 1 || d.Test < 1 || d.MatrixTest < 1 {
 		return bad("data: pretrain, finetune, update, holdout, test and matrix_test must be positive, got %+v", d)
+	}
+	if d.CleanTest != 0 && d.CleanTest < d.Test {
+		return bad("data: clean_test = %d is below test = %d (it counts the test images too; 0 means test)", d.CleanTest, d.Test)
 	}
 	for name, r := range map[string]Recipe{"pretrain": c.Pretrain, "finetune": c.Finetune, "update": c.Update, "multi": c.Multi, "transfer": c.Transfer.Recipe} {
 		if r.Epochs < 1 || r.Batch < 1 || !(r.LR > 0) || r.Momentum < 0 || r.WeightDecay < 0 {

@@ -38,10 +38,20 @@ type splits struct {
 	update       *dataset.Set // clean, for the updated backbone
 	holdout      *dataset.Set // clean base images of the held-out sets
 	testBase     *dataset.Set // clean test images
+	seed         uint64
 	finetuneC    map[string]*dataset.Set
 	holdoutC     map[string]*dataset.Set
 	testC        map[string]*dataset.Set
 	indexSummary string // how the subsets were drawn, for cache keys
+}
+
+// cleanTest returns the first n images of the test permutation: the clean test images and,
+// when n is larger, the ones after them.
+func (sp *splits) cleanTest(n int) (*dataset.Set, error) {
+	if n > sp.test.N {
+		return nil, fmt.Errorf("experiment: dataset %q: [data] clean_test = %d but the test split has %d images", sp.spec, n, sp.test.N)
+	}
+	return sp.test.Subset(perm(sp.seed, sp.spec+"/test", sp.test.N)[:n])
 }
 
 // perm returns a permutation of n drawn from the study seed and a label.
@@ -76,7 +86,7 @@ func loadSplits(spec string, seed uint64, pre, ft, up, ho, test int) (*splits, e
 		return nil, fmt.Errorf("experiment: dataset %q: [data] test = %d but the test split has %d images", spec, test, te.N)
 	}
 	p := perm(seed, spec+"/train", train.N)
-	sp := &splits{spec: spec, train: train, test: te}
+	sp := &splits{spec: spec, train: train, test: te, seed: seed}
 	take := func(lo, n int) (*dataset.Set, error) { return train.Subset(p[lo : lo+n]) }
 	if sp.pretrain, err = take(0, pre); err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ update = 200
 holdout = 60
 test = 150
 matrix_test = 60
+clean_test = 400
 [pretrain]
 epochs = 2
 batch = 32
@@ -97,11 +98,16 @@ func TestConfig(t *testing.T) {
 		{"alpha without 1", "[alpha]\nvalues = [0, 0.5]", "must include 0 and 1"},
 		{"bad codec bits", "[[lightweight.codecs]]\ncodec = \"log\"\nbits = [1]", "log"},
 		{"too much data", "[data]\npretrain = 70000", "training images"},
+		{"clean test below test", "[data]\nclean_test = 500", "clean_test = 500 is below test = 1000"},
+		{"clean test above the split", "[data]\nclean_test = 20000", "clean_test = 20000 but the test split has 10000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse(tc.toml, false)
-			if err == nil && tc.name == "too much data" {
-				_, err = loadSplits(cfg.Dataset, cfg.Seed, cfg.Data.Pretrain, cfg.Data.Finetune, cfg.Data.Update, cfg.Data.Holdout, cfg.Data.Test)
+			if err == nil && strings.HasPrefix(tc.want, "clean_test") || tc.name == "too much data" {
+				var sp *splits
+				if sp, err = loadSplits(cfg.Dataset, cfg.Seed, cfg.Data.Pretrain, cfg.Data.Finetune, cfg.Data.Update, cfg.Data.Holdout, cfg.Data.Test); err == nil {
+					_, err = sp.cleanTest(cfg.Data.cleanTest())
+				}
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
@@ -178,9 +184,20 @@ func TestRunTiny(t *testing.T) {
 		return r.Accuracy
 	}
 	stdPath := filepath.Join(dir, "models", "std.safetensors")
-	clean := toSet("clean", sp.testBase)
+	cl, err := sp.cleanTest(cfg.Data.cleanTest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean := toSet("clean", cl)
+	if clean.im.N != 400 || res.Data.CleanTest != 400 {
+		t.Fatalf("clean test set of %d images, results say %d, want 400", clean.im.N, res.Data.CleanTest)
+	}
 	if got := evalFile(stdPath, clean); got != res.Summary.StdClean {
 		t.Errorf("θ_std clean accuracy from the saved model %v, report %v", got, res.Summary.StdClean)
+	}
+	// The matrix's clean column uses the first Test of those images, like the corrupted sets.
+	if got := evalFile(stdPath, toSet("clean", sp.testBase)); got != res.Matrix.Std[0] {
+		t.Errorf("θ_std clean accuracy on the first %d images %v, matrix %v", cfg.Data.Test, got, res.Matrix.Std[0])
 	}
 	for _, p := range res.Patching {
 		test := toSet(p.Corruption, sp.testC[p.Corruption])

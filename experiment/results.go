@@ -59,7 +59,8 @@ type DataInfo struct {
 	Update    int      `json:"update"`
 	Holdout   int      `json:"holdout"`
 	Test      int      `json:"test"`
-	Sets      []string `json:"sets"` // the evaluation sets: "clean", then the corruptions
+	CleanTest int      `json:"clean_test"` // clean images of the patching table's clean accuracies
+	Sets      []string `json:"sets"`       // the evaluation sets: "clean", then the corruptions
 }
 
 // ModelInfo describes one model of the study.

@@ -187,6 +187,7 @@ type study struct {
 	sp      *splits
 	sets    []set // test: clean, then each corruption
 	small   []set // the first MatrixTest images of each of sets
+	clean   set   // the first CleanTest clean test images (sets[0] is their head)
 	ho      []set // held-out: clean, then each corruption
 	init    *trained
 	std     *trained
@@ -215,6 +216,11 @@ func (r *runner) run(ctx context.Context) error {
 			return "", err
 		}
 		st.sp = sp
+		cl, err := sp.cleanTest(cfg.Data.cleanTest())
+		if err != nil {
+			return "", err
+		}
+		st.clean = toSet("clean", cl)
 		st.sets = append(st.sets, toSet("clean", sp.testBase))
 		st.ho = append(st.ho, toSet("clean", sp.holdout))
 		for _, c := range names {
@@ -225,7 +231,7 @@ func (r *runner) run(ctx context.Context) error {
 			st.small = append(st.small, s.head(cfg.Data.MatrixTest))
 		}
 		r.res.Data = DataInfo{Dataset: cfg.Dataset, TrainSize: sp.train.N, TestSize: sp.test.N, Pretrain: cfg.Data.Pretrain,
-			Finetune: cfg.Data.Finetune, Update: cfg.Data.Update, Holdout: cfg.Data.Holdout, Test: cfg.Data.Test, Sets: append([]string{"clean"}, names...)}
+			Finetune: cfg.Data.Finetune, Update: cfg.Data.Update, Holdout: cfg.Data.Holdout, Test: cfg.Data.Test, CleanTest: cfg.Data.cleanTest(), Sets: append([]string{"clean"}, names...)}
 		n := len(names) * (sp.finetune.N + sp.holdout.N + sp.testBase.N)
 		return fmt.Sprintf("%d corruptions, %d corrupted images", len(names), n), nil
 	}); err != nil {
@@ -450,11 +456,14 @@ func (r *runner) evalPatching(ctx context.Context, st *study) (string, error) {
 	if mx.Std, err = r.accs(ctx, st.std.model, st.sets[1:]); err != nil {
 		return "", err
 	}
-	stdClean, err := r.correct(ctx, st.std.model, st.sets[0])
+	// Clean accuracies: the patching table's on all CleanTest images; the matrix's, like its
+	// other cells and the later stages, on the first Test of them.
+	nTest := st.sets[0].im.N
+	stdClean, err := r.correct(ctx, st.std.model, st.clean)
 	if err != nil {
 		return "", err
 	}
-	mx.Std = append([]float64{fraction(stdClean)}, mx.Std...)
+	mx.Std = append([]float64{fraction(stdClean[:nTest])}, mx.Std...)
 	var sumP, sumR float64
 	var gaps, gapsNG, gapsG, drops []float64
 	sum := &r.res.Summary
@@ -462,11 +471,11 @@ func (r *runner) evalPatching(ctx context.Context, st *study) (string, error) {
 	// corruptions' sets, the first MatrixTest images. The per-image clean results come back too.
 	row := func(m *nn.Model, own int) ([]float64, []bool, error) {
 		out := make([]float64, len(st.sets))
-		clean, err := r.correct(ctx, m, st.sets[0])
+		clean, err := r.correct(ctx, m, st.clean)
 		if err != nil {
 			return nil, nil, err
 		}
-		out[0] = fraction(clean)
+		out[0] = fraction(clean[:nTest])
 		for k := 1; k < len(st.sets); k++ {
 			s := st.small[k]
 			if k == own {
@@ -482,7 +491,7 @@ func (r *runner) evalPatching(ctx context.Context, st *study) (string, error) {
 	}
 	for i, c := range names {
 		r.progress("evaluating %s (%d/%d)", c, i+1, len(names))
-		ra, _, err := row(st.robust[c].model, i+1)
+		ra, raClean, err := row(st.robust[c].model, i+1)
 		if err != nil {
 			return "", err
 		}
@@ -497,7 +506,7 @@ func (r *runner) evalPatching(ctx context.Context, st *study) (string, error) {
 		mx.Robust = append(mx.Robust, ra)
 		mx.Patched = append(mx.Patched, pa)
 		p := Patching{Corruption: c, Geometric: r.cfg.isGeometric(c), StdAccuracy: mx.Std[i+1], RobustAccuracy: ra[i+1],
-			PatchedAccuracy: pa[i+1], StdCleanAccuracy: mx.Std[0], PatchedCleanAccuracy: pa[0], RobustCleanAccuracy: ra[0]}
+			PatchedAccuracy: pa[i+1], StdCleanAccuracy: fraction(stdClean), PatchedCleanAccuracy: fraction(paClean), RobustCleanAccuracy: fraction(raClean)}
 		p.GapClosed = gap(p.PatchedAccuracy, p.StdAccuracy, p.RobustAccuracy)
 		p.CleanDrop, p.CleanDropSE = pairedDrop(stdClean, paClean)
 		r.res.Patching = append(r.res.Patching, p)
@@ -522,11 +531,11 @@ func (r *runner) evalPatching(ctx context.Context, st *study) (string, error) {
 		sum.MeanStd += p.StdAccuracy / float64(len(names))
 		sum.MeanRobust += p.RobustAccuracy / float64(len(names))
 		sum.MeanPatched += p.PatchedAccuracy / float64(len(names))
-		sum.MeanPatchedClean += pa[0] / float64(len(names))
+		sum.MeanPatchedClean += p.PatchedCleanAccuracy / float64(len(names))
 	}
 	sum.MeanGapClosed, sum.MeanGapClosedNonGeometric, sum.MeanGapClosedGeometric = mean(gaps), mean(gapsNG), mean(gapsG)
 	sum.PooledGapClosed = gap(sumP, 0, sumR)
-	sum.StdClean = mx.Std[0]
+	sum.StdClean = fraction(stdClean)
 	sum.InitClean = mx.Init[0]
 	sum.MeanCleanDrop = mean(drops)
 	return fmt.Sprintf("mean gap closed %.3f (non-geometric %.3f), mean clean drop %.2f pt", sum.MeanGapClosed, sum.MeanGapClosedNonGeometric, sum.MeanCleanDrop), nil

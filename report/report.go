@@ -161,8 +161,8 @@ func patching(p *page, res *experiment.Results) {
 	p.table([]string{"corruption", "θ_std %", "patched %", "θ_c %", "gap closed", "θ_std clean %", "patched clean %", "clean drop (pt ± SE)", "θ_c clean %"}, rows)
 	p.para("Mean gap closed: **%.3f** over all %d corruptions, **%.3f** over the non-geometric ones and %.3f over the geometric ones; pooled Σ(patched − std)/Σ(robust − std): %.3f. Clean accuracy of the patched models: %.2f pt below θ_std's on average; the largest drop is %.2f ± %.2f pt (%s). θ0 (the shared start) has clean accuracy %s %%.",
 		s.MeanGapClosed, len(res.Patching), s.MeanGapClosedNonGeometric, s.MeanGapClosedGeometric, s.PooledGapClosed, s.MeanCleanDrop, s.MaxCleanDrop, s.MaxCleanDropSE, s.MaxCleanDropCorruption, pct(s.InitClean))
-	p.para("A clean drop is measured on the same %d clean images for both models, so only the images on which they disagree count; its standard error (± SE) comes from those. A drop within two standard errors of zero is indistinguishable from sampling noise at this test size. Largest drop minus two standard errors, over corruptions: %.2f pt.",
-		res.Data.Test, s.MaxCleanDropBeyondNoise)
+	p.para("A clean drop is measured on the same %d clean images for both models, so only the images on which they disagree count; its standard error (± SE) comes from those. A drop within two standard errors of zero is indistinguishable from sampling noise at this test size. Largest drop minus two standard errors, over corruptions: %.2f pt. (The clean columns of this table use %d clean test images; the accuracy matrix and the later sections use the first %d, like the corrupted sets.)",
+		res.Data.CleanTest, s.MaxCleanDropBeyondNoise, res.Data.CleanTest, res.Data.Test)
 	if len(s.SmallGaps) > 0 {
 		p.para("On %s, θ_c is less than one point better than θ_std, so the gap-closed ratio there is dominated by noise.", strings.Join(s.SmallGaps, ", "))
 	}
