@@ -188,3 +188,35 @@ func FuzzUnpatchRecord(f *testing.F) {
 		Unpatch(ctx, in, out, UnpatchOptions{Force: true})
 	})
 }
+
+// TestReadNonFinite checks that a well-formed signature file whose stored values hold a NaN or
+// an infinity is refused when read, for F32 values (viewed in place) and F16 ones (decoded).
+func TestReadNonFinite(t *testing.T) {
+	for _, dt := range []tensor.DType{tensor.F32, tensor.F16} {
+		t.Run(string(dt), func(t *testing.T) {
+			dir := t.TempDir()
+			fam := makeFamily(t, dir, smallCNN, dt, 1)
+			s := mustExtract(t, ExtractOptions{Init: fam.init, Clean: fam.clean, Robust: fam.robust, Layers: "first:1"})
+			for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
+				st := s.Tensors[0]
+				raw := append([]byte(nil), st.raw...)
+				if err := tensor.EncodeFloat32(dt, []float32{bad}, raw[:dt.Size()]); err != nil {
+					t.Fatal(err)
+				}
+				damaged := *s
+				damaged.Tensors = append([]*Tensor(nil), s.Tensors...)
+				c := *st
+				c.raw, c.values = raw, nil
+				c.SHA256 = c.storedSHA256()
+				damaged.Tensors[0] = &c
+				p := filepath.Join(dir, "bad.rws")
+				if err := damaged.Write(p, WriteOptions{Force: true}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := Read(p); err == nil || !strings.Contains(err.Error(), "value 0 is") {
+					t.Errorf("value %v: Read gave %v, want a refusal naming value 0", bad, err)
+				}
+			}
+		})
+	}
+}

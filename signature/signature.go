@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rws-project/rws/internal/kernel"
 	"github.com/rws-project/rws/quant"
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
@@ -146,6 +147,14 @@ func (t *Tensor) Values() ([]float32, error) {
 }
 
 func (t *Tensor) decode() ([]float32, error) {
+	if out := kernel.AlignedFloat32s(t.raw); t.q == nil && t.DType == tensor.F32 && out != nil {
+		// Stored float32 values are used where they lie: copying a large signature into fresh
+		// memory costs more than reading it.
+		if i := firstNonFinite(out); i >= 0 {
+			return nil, fmt.Errorf("signature: tensor %q: value %d is %v", t.Name, i, out[i])
+		}
+		return out, nil
+	}
 	out := make([]float32, t.Elements())
 	if t.q != nil {
 		if err := t.q.Decode(out); err != nil {
@@ -156,12 +165,20 @@ func (t *Tensor) decode() ([]float32, error) {
 	if err := tensor.DecodeFloat32(t.DType, t.raw, out); err != nil {
 		return nil, fmt.Errorf("signature: tensor %q: %w", t.Name, err)
 	}
-	for i, v := range out {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("signature: tensor %q: value %d is %v", t.Name, i, v)
-		}
+	if i := firstNonFinite(out); i >= 0 {
+		return nil, fmt.Errorf("signature: tensor %q: value %d is %v", t.Name, i, out[i])
 	}
 	return out, nil
+}
+
+// firstNonFinite is the index of the first NaN or ±Inf in xs, or −1.
+func firstNonFinite(xs []float32) int {
+	for i, v := range xs {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return i
+		}
+	}
+	return -1
 }
 
 // storedSHA256 hashes what t stores in the file.

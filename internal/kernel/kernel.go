@@ -25,6 +25,15 @@ func Float32s(raw []byte) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), len(raw)/4)
 }
 
+// AlignedFloat32s is Float32s(raw) when raw starts on a 4-byte boundary, where a float32 may
+// lie, and nil otherwise (the caller then decodes a copy).
+func AlignedFloat32s(raw []byte) []float32 {
+	if len(raw) == 0 || uintptr(unsafe.Pointer(&raw[0]))%4 != 0 {
+		return nil
+	}
+	return Float32s(raw)
+}
+
 // Moments are the float64 accumulations of a slice of values: count of finite values, sum, sum
 // of squares, min and max over finite values, and the count of NaN and ±Inf values.
 type Moments struct {

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -335,5 +336,22 @@ func BenchmarkPair(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestAlignedFloat32s views aligned bytes in place and refuses a misaligned start.
+func TestAlignedFloat32s(t *testing.T) {
+	buf := make([]byte, 12)
+	binary.LittleEndian.PutUint32(buf[4:], math.Float32bits(1.5))
+	v := AlignedFloat32s(buf)
+	if len(v) != 3 || v[1] != 1.5 {
+		t.Fatalf("aligned view %v, want [0 1.5 0]", v)
+	}
+	v[2] = 2 // a view, not a copy
+	if math.Float32frombits(binary.LittleEndian.Uint32(buf[8:])) != 2 {
+		t.Errorf("AlignedFloat32s copied the bytes")
+	}
+	if AlignedFloat32s(buf[1:9]) != nil || AlignedFloat32s(nil) != nil {
+		t.Errorf("a misaligned or empty slice was viewed")
 	}
 }
