@@ -14,13 +14,15 @@ func init() {
 		name:    "recalibrate",
 		summary: "re-estimate a model's batch-norm running statistics on (corrupted) data",
 		usage: `rws recalibrate MODEL --dataset SPEC [--split train] [--limit N]
-       [--corrupt NAME[@SEV]|all|mix] [--suite SUITE] [--seed N] -o OUT [--force] [--json]
+       [--corrupt NAME[@SEV]|all|mix] [--suite SUITE] [--seed N] [--blend α] -o OUT [--force] [--json]
 
 Resets every batch-norm layer's running mean and variance and re-estimates them in one pass in
 training mode over the images, with momentum b/(n+b) for a batch of b after n images, so they
 are the exact example-weighted means of the batch statistics. Weights do not change. --corrupt
-corrupts the calibration images first (see rws train). --json prints {"model", "output",
-"dataset", "split", "images", "corrupt", "batch_norm_layers"}.`,
+corrupts the calibration images first (see rws train). --blend α (0 to 1, default 1) keeps α of
+the re-estimated statistics and 1 − α of the model's own, e.g. the α a signature was patched in
+with. --json prints {"model", "output", "dataset", "split", "images", "corrupt", "blend",
+"batch_norm_layers"}.`,
 		run: runRecalibrate,
 	})
 }
@@ -30,18 +32,20 @@ type recalibrateOptions struct {
 	limit              int
 	corrupt, suite     string
 	seed               uint64
+	blend              float64
 	out                string
 	force, json        bool
 }
 
 type recalibrateResult struct {
-	Model   string `json:"model"`
-	Output  string `json:"output"`
-	Dataset string `json:"dataset"`
-	Split   string `json:"split"`
-	Images  int    `json:"images"`
-	Corrupt string `json:"corrupt,omitempty"`
-	Layers  int    `json:"batch_norm_layers"`
+	Model   string  `json:"model"`
+	Output  string  `json:"output"`
+	Dataset string  `json:"dataset"`
+	Split   string  `json:"split"`
+	Images  int     `json:"images"`
+	Corrupt string  `json:"corrupt,omitempty"`
+	Blend   float64 `json:"blend"`
+	Layers  int     `json:"batch_norm_layers"`
 }
 
 func runRecalibrate(ctx context.Context, a *app, args []string) error {
@@ -54,6 +58,7 @@ func runRecalibrate(ctx context.Context, a *app, args []string) error {
 	fs.StringVar(&o.corrupt, "corrupt", "", "corrupt the images first: `NAME[@SEV]`, all[@SEV] or mix[@SEV]")
 	fs.StringVar(&o.suite, "suite", "", "corruption suite (default: mnist-c for 1 channel, cifar10-c otherwise)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the corruptions")
+	fs.Float64Var(&o.blend, "blend", 1, "keep `α` of the re-estimated statistics and 1 − α of the model's (0 to 1)")
 	fs.StringVar(&o.out, "o", "", "output checkpoint `FILE`")
 	fs.BoolVar(&o.force, "force", false, "replace an existing output")
 	fs.BoolVar(&o.json, "json", false, "print a JSON summary")
@@ -68,6 +73,8 @@ func runRecalibrate(ctx context.Context, a *app, args []string) error {
 	switch {
 	case o.spec == "":
 		return usagef("recalibrate: no --dataset given")
+	case !(o.blend >= 0 && o.blend <= 1):
+		return usagef("recalibrate: --blend %v is outside 0 to 1", o.blend)
 	case o.limit < 0:
 		return usagef("recalibrate: --limit %d is negative", o.limit)
 	}
@@ -110,7 +117,7 @@ func runRecalibrate(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	}
-	if err := nn.Recalibrate(ctx, m, nn.Images{Pix: set.Images, N: set.N, H: set.H, W: set.W, C: set.C}); err != nil {
+	if err := nn.RecalibrateBlend(ctx, m, nn.Images{Pix: set.Images, N: set.N, H: set.H, W: set.W, C: set.C}, o.blend); err != nil {
 		return err
 	}
 	if err := m.Save(o.out, o.force); err != nil {
@@ -123,9 +130,13 @@ func runRecalibrate(ctx context.Context, a *app, args []string) error {
 		}
 	}
 	res := recalibrateResult{Model: o.model, Output: o.out, Dataset: o.spec, Split: string(split), Images: set.N,
-		Corrupt: o.corrupt, Layers: layers}
+		Corrupt: o.corrupt, Blend: o.blend, Layers: layers}
 	if o.json {
 		return a.json(res)
+	}
+	if o.blend != 1 {
+		a.printf("wrote %s: %d batch-norm layers re-estimated on %d images, blended at %g\n", o.out, layers, set.N, o.blend)
+		return nil
 	}
 	a.printf("wrote %s: %d batch-norm layers re-estimated on %d images\n", o.out, layers, set.N)
 	return nil

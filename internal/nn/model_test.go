@@ -238,6 +238,57 @@ func TestRecalibrate(t *testing.T) {
 	}
 }
 
+// TestRecalibrateBlend checks that a blend of α keeps α of the re-estimated statistics and 1 − α
+// of the old ones, for every batch-norm layer, and refuses α outside [0, 1].
+func TestRecalibrateBlend(t *testing.T) {
+	im, _ := randomImages(100, 8, 8, 3, 6)
+	stats := func(m *Model) []float32 {
+		var out []float32
+		for _, b := range m.bns {
+			out = append(out, b.runMean.w...)
+			out = append(out, b.runVar.w...)
+		}
+		return out
+	}
+	fresh := func() *Model {
+		m, err := New("resnet20", Config{3, 8, 8, 10}, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Statistics unlike the defaults, so that a blend is told apart from either end.
+		for i, b := range m.bns {
+			for k := range b.runMean.w {
+				b.runMean.w[k], b.runVar.w[k] = float32(i+k)*0.01, 2+float32(k)*0.1
+			}
+		}
+		return m
+	}
+	ctx := context.Background()
+	old := stats(fresh())
+	full := fresh()
+	if err := Recalibrate(ctx, full, im); err != nil {
+		t.Fatal(err)
+	}
+	newStats := stats(full)
+	for _, a := range []float64{0, 0.25, 1} {
+		m := fresh()
+		if err := RecalibrateBlend(ctx, m, im, a); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range stats(m) {
+			want := (1-float32(a))*old[i] + float32(a)*newStats[i]
+			if math.Abs(float64(v-want)) > 1e-6*(1+math.Abs(float64(want))) {
+				t.Fatalf("α = %v: statistic %d = %v, want %v", a, i, v, want)
+			}
+		}
+	}
+	for _, a := range []float64{-0.1, 1.5, math.NaN()} {
+		if err := RecalibrateBlend(ctx, fresh(), im, a); err == nil {
+			t.Errorf("blend %v accepted", a)
+		}
+	}
+}
+
 // TestTrainDeterministic: the same recipe and seed give bit-identical weights.
 func TestTrainDeterministic(t *testing.T) {
 	im, labels := randomImages(200, 12, 12, 3, 9)

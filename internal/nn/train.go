@@ -334,3 +334,29 @@ func Recalibrate(ctx context.Context, m *Model, im Images) error {
 	}
 	return nil
 }
+
+// RecalibrateBlend re-estimates the running statistics as Recalibrate does, then keeps the share
+// alpha of the new ones and 1 − alpha of the old (METHODS.md: re-estimate on corrupted inputs
+// and blend with α). alpha is in [0, 1], so variances stay positive: 1 is Recalibrate, 0 leaves
+// the statistics as they were.
+func RecalibrateBlend(ctx context.Context, m *Model, im Images, alpha float64) error {
+	if !(alpha >= 0 && alpha <= 1) {
+		return fmt.Errorf("nn: blend %v is outside [0, 1]", alpha)
+	}
+	old := make([][]float32, len(m.bns))
+	for i, b := range m.bns {
+		old[i] = slices.Concat(b.runMean.w, b.runVar.w)
+	}
+	if err := Recalibrate(ctx, m, im); err != nil {
+		return err
+	}
+	a := float32(alpha)
+	for i, b := range m.bns {
+		c := len(b.runMean.w)
+		for k := range c {
+			b.runMean.w[k] = (1-a)*old[i][k] + a*b.runMean.w[k]
+			b.runVar.w[k] = (1-a)*old[i][c+k] + a*b.runVar.w[k]
+		}
+	}
+	return nil
+}
