@@ -308,6 +308,9 @@ func restoreInPlace(model string, side *sidecar, i int, s *scratch) error {
 // MODEL.rws-undo, which UnpatchInPlace and Unpatch use. The header, and so the metadata, is left
 // as it is.
 func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchOptions) (*PatchReport, error) {
+	if isIndex(model) {
+		return nil, fmt.Errorf("signature: %s: %w", model, ErrShardedInPlace)
+	}
 	unlock, err := lockModel(model)
 	if err != nil {
 		return nil, err
@@ -443,6 +446,9 @@ func topRecord(model string, side *sidecar) (sideRecord, int64, error) {
 // the tensors it changed. It is crash-safe like PatchInPlace (an interrupted unpatch is completed
 // by the next Recover).
 func UnpatchInPlace(ctx context.Context, model string) (*UnpatchReport, error) {
+	if isIndex(model) {
+		return nil, fmt.Errorf("signature: %s: %w", model, ErrShardedInPlace)
+	}
 	unlock, err := lockModel(model)
 	if err != nil {
 		return nil, err

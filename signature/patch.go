@@ -83,6 +83,9 @@ type PatchReport struct {
 	// UndoBytes is what the record needed for an exact unpatch takes.
 	UndoBytes int64  `json:"undo_bytes"`
 	Command   string `json:"command,omitempty"`
+	// Shards lists, for a sharded checkpoint, the shard files patched (relative to the index's
+	// folder); the others are copied byte for byte.
+	Shards []string `json:"shards,omitempty"`
 }
 
 // touch is one tensor a patch changes.
@@ -134,7 +137,7 @@ func openModel(path string) (*safetensors.Reader, []byte, int64, error) {
 	}
 	if r.Sharded() {
 		r.Close()
-		return nil, nil, 0, fmt.Errorf("signature: %s is a sharded checkpoint; patch and unpatch work on single .safetensors files", path)
+		return nil, nil, 0, fmt.Errorf("signature: %s is a sharded checkpoint: %w", path, ErrShardedInPlace)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -168,28 +171,9 @@ func makePlan(ctx context.Context, model string, sigs []Applied, s *scratch) (*p
 	defer r.Close()
 	p := &plan{path: model, size: size, header: hdr, dataStart: int64(len(hdr)), meta: r.Metadata(),
 		infos: r.Tensors(), report: &PatchReport{Model: model, ModelBytes: size}}
-	type term struct {
-		alpha float64
-		t     *Tensor
-	}
-	terms := map[string][]term{} // per model tensor, in the order given
-	for _, a := range sigs {
-		if math.IsNaN(a.Alpha) || math.IsInf(a.Alpha, 0) || math.Abs(a.Alpha) > math.MaxFloat32 {
-			return nil, fmt.Errorf("signature: strength %v for %s is not finite in float32", a.Alpha, a.Sig.Path)
-		}
-		for _, t := range a.Sig.Tensors {
-			in, ok := r.Info(t.Name)
-			if !ok {
-				return nil, fmt.Errorf("signature: %w: tensor %q of signature %s is not in the model %s", ErrMismatch, t.Name, a.Sig.Path, model)
-			}
-			if fmt.Sprint(in.Shape) != fmt.Sprint(t.Shape) {
-				return nil, fmt.Errorf("signature: %w: tensor %q: signature %s has shape %v, model %s has %v", ErrMismatch, t.Name, a.Sig.Path, t.Shape, model, in.Shape)
-			}
-			if !in.DType.Writable() {
-				return nil, fmt.Errorf("signature: tensor %q of %s is %s; patches apply to F32, F16, BF16 and F64 tensors", t.Name, model, in.DType)
-			}
-			terms[t.Name] = append(terms[t.Name], term{a.Alpha, t})
-		}
+	terms, err := matchTerms(r, model, sigs)
+	if err != nil {
+		return nil, err
 	}
 	// The fingerprints are computed on the other cores while the next tensor is read and
 	// patched; every buffer they read stays valid until they are done.
@@ -249,6 +233,37 @@ func makePlan(ctx context.Context, model string, sigs []Applied, s *scratch) (*p
 	}
 	sort.SliceStable(p.touched, func(i, j int) bool { return p.touched[i].rel < p.touched[j].rel })
 	return p, nil
+}
+
+// term is one α·RWS term to add to a model tensor.
+type term struct {
+	alpha float64
+	t     *Tensor
+}
+
+// matchTerms checks every tensor of the signatures against the model r (opened from model) and
+// returns the terms to add per model tensor, in the order given.
+func matchTerms(r *safetensors.Reader, model string, sigs []Applied) (map[string][]term, error) {
+	terms := map[string][]term{}
+	for _, a := range sigs {
+		if math.IsNaN(a.Alpha) || math.IsInf(a.Alpha, 0) || math.Abs(a.Alpha) > math.MaxFloat32 {
+			return nil, fmt.Errorf("signature: strength %v for %s is not finite in float32", a.Alpha, a.Sig.Path)
+		}
+		for _, t := range a.Sig.Tensors {
+			in, ok := r.Info(t.Name)
+			if !ok {
+				return nil, fmt.Errorf("signature: %w: tensor %q of signature %s is not in the model %s", ErrMismatch, t.Name, a.Sig.Path, model)
+			}
+			if fmt.Sprint(in.Shape) != fmt.Sprint(t.Shape) {
+				return nil, fmt.Errorf("signature: %w: tensor %q: signature %s has shape %v, model %s has %v", ErrMismatch, t.Name, a.Sig.Path, t.Shape, model, in.Shape)
+			}
+			if !in.DType.Writable() {
+				return nil, fmt.Errorf("signature: tensor %q of %s is %s; patches apply to F32, F16, BF16 and F64 tensors", t.Name, model, in.DType)
+			}
+			terms[t.Name] = append(terms[t.Name], term{a.Alpha, t})
+		}
+	}
+	return terms, nil
 }
 
 // arithChunk is the number of elements applyTensor and predictOriginal convert at a time, so that

@@ -184,7 +184,15 @@ func sidecarRecords(model string) ([]sideRecord, error) {
 // byte (in the kernel where it can); the header gains MetaPatch (the patch history) and MetaUndo
 // (what Unpatch needs to give back model exactly). Any mismatch or non-finite result is an error
 // and leaves no output.
+//
+// A model ending in .index.json is a sharded checkpoint: out must then be an index in another
+// folder. Each shard holding some of the signatures' tensors is patched as a single file (its own
+// MetaPatch and MetaUndo), the others are copied byte for byte, and the index is copied last; a
+// failure removes every file written.
 func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOptions) (*PatchReport, error) {
+	if isIndex(model) {
+		return patchSharded(ctx, model, out, sigs, opts)
+	}
 	if err := Recover(model); err != nil {
 		return nil, err
 	}
@@ -551,6 +559,9 @@ type UnpatchReport struct {
 	Tensors   []string `json:"tensors"`
 	Patch     any      `json:"patch,omitempty"` // the removed patch's record
 	Remaining int      `json:"remaining"`       // patches still recorded in the output
+	// Shards lists, for a sharded checkpoint, the shard files unpatched (relative to the index's
+	// folder); the others are copied byte for byte.
+	Shards []string `json:"shards,omitempty"`
 }
 
 // UnpatchOptions controls Unpatch.
@@ -562,7 +573,15 @@ type UnpatchOptions struct {
 // Unpatch writes out as the model was before its last patch: every tensor byte for byte, and its
 // original metadata (the original file, byte for byte, for a patch made by Patch). The last patch
 // is the newest in-place one (see PatchInPlace) if any, else the out-of-place one in the header.
+//
+// A patched ending in .index.json is a sharded checkpoint written by Patch: each shard carrying a
+// patch is unpatched, the others and the index are copied, into out's folder (another than
+// patched's). A shard carrying several patches is refused: which shards the last one changed
+// cannot be told.
 func Unpatch(ctx context.Context, patched, out string, opts UnpatchOptions) (*UnpatchReport, error) {
+	if isIndex(patched) {
+		return unpatchSharded(ctx, patched, out, opts)
+	}
 	if err := Recover(patched); err != nil {
 		return nil, err
 	}

@@ -488,7 +488,6 @@ func meanAbsChange(a, b []byte) float64 {
 	return float64(s) / float64(max(len(a), 1))
 }
 
-
 func printCorruptSummary(a *app, s *corruptSummary) {
 	a.printf("%s: %d images %dx%dx%d, suite %s, seed %d\n", s.Input, s.Images, s.ImageShape[0], s.ImageShape[1], s.ImageShape[2], s.Suite, s.Seed)
 	for _, o := range s.Outputs {

@@ -20,7 +20,14 @@ func init() {
 rounded once into the model's type); every other tensor is copied byte for byte. OUT records the
 patch and what 'rws unpatch' needs to give back MODEL exactly. --in-place rewrites only the
 touched tensors of MODEL, keeping the originals in MODEL.rws-undo; an interrupted run is rolled
-back by the next rws command on MODEL.`,
+back by the next rws command on MODEL.
+
+A sharded checkpoint is patched through its index, out of place only:
+  rws patch model.safetensors.index.json -s SIG.rws -o OUTDIR/model.safetensors.index.json
+OUT must end in .index.json and lie in another folder than MODEL. Every shard is written beside
+OUT under its own name: a shard holding signature tensors is patched as a single file would be
+(with its own undo record), the others and the index are copied byte for byte. A failed run
+leaves none of them behind.`,
 		run: runPatch,
 	})
 	describers = append(describers, describePatches)
@@ -80,6 +87,9 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	if *inPlace == (*out != "") {
 		return usagef("patch: give either -o OUT or --in-place")
 	}
+	if err := checkShardedArgs("patch", model, *out, *inPlace); err != nil {
+		return err
+	}
 	if !*inPlace {
 		if err := checkOutput(*out, *force, model); err != nil {
 			return err
@@ -132,6 +142,9 @@ func printPatch(a *app, rep *signature.PatchReport) {
 		target = rep.Model + " (in place)"
 	}
 	a.printf("patched %s with %s → %s\n", rep.Model, strings.Join(parts, " + "), target)
+	if len(rep.Shards) > 0 {
+		a.printf("  shards patched: %s (the others copied)\n", strings.Join(rep.Shards, ", "))
+	}
 	a.printf("  %d tensors changed (%s of %s): %s\n", len(rep.Tensors), signature.Bytes(rep.TouchedBytes),
 		signature.Bytes(rep.ModelBytes), strings.Join(rep.Tensors, ", "))
 	for _, s := range rep.Signatures {

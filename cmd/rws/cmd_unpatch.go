@@ -16,7 +16,13 @@ func init() {
 
 Every tensor comes back byte for byte, with the original metadata. The newest in-place patch
 (recorded in PATCHED.rws-undo) is removed first, then the out-of-place one recorded in the
-metadata. A model whose patched tensors were changed since is refused.`,
+metadata. A model whose patched tensors were changed since is refused.
+
+A sharded checkpoint patched by 'rws patch' is unpatched through its index, out of place only:
+  rws unpatch OUTDIR/model.safetensors.index.json -o BACKDIR/model.safetensors.index.json
+OUT must end in .index.json and lie in another folder than PATCHED. Each patched shard is
+unpatched, the others and the index are copied, so the result is the original checkpoint byte for
+byte. A shard carrying several patches is refused (unpatch its shards one by one).`,
 		run: runUnpatch,
 	})
 }
@@ -38,6 +44,9 @@ func runUnpatch(ctx context.Context, a *app, args []string) error {
 	model := pos[0]
 	if *inPlace == (*out != "") {
 		return usagef("unpatch: give either -o OUT or --in-place")
+	}
+	if err := checkShardedArgs("unpatch", model, *out, *inPlace); err != nil {
+		return err
 	}
 	if !*inPlace {
 		if err := checkOutput(*out, *force, model); err != nil {
@@ -70,6 +79,9 @@ func runUnpatch(ctx context.Context, a *app, args []string) error {
 	}
 	a.printf("removed patch %s from %s → %s\n  restored %d tensors: %s\n", rep.ID, rep.Model, target,
 		len(rep.Tensors), strings.Join(rep.Tensors, ", "))
+	if len(rep.Shards) > 0 {
+		a.printf("  shards unpatched: %s (the others copied)\n", strings.Join(rep.Shards, ", "))
+	}
 	if rep.Remaining > 0 {
 		a.printf("  %d earlier patches remain; run unpatch again to remove the next\n", rep.Remaining)
 	}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/rws-project/rws/signature"
 )
@@ -32,6 +34,22 @@ func checkOutput(out string, force bool, inputs ...string) error {
 	}
 	if !force {
 		return withHint(fmt.Errorf("output %q exists", out), "use --force to replace it, or choose another -o")
+	}
+	return nil
+}
+
+// checkShardedArgs refuses, for a sharded checkpoint (an index MODEL), what patch and unpatch
+// cannot do with one: work in place, or write an output that is not an index.
+func checkShardedArgs(cmd, model, out string, inPlace bool) error {
+	if !strings.HasSuffix(model, ".index.json") {
+		return nil
+	}
+	if inPlace {
+		return withHint(fmt.Errorf("%s: %s is a sharded checkpoint: %w", cmd, model, signature.ErrShardedInPlace),
+			"write a patched copy instead: rws "+cmd+" "+model+" … -o OUTDIR/"+filepath.Base(model))
+	}
+	if out != "" && !strings.HasSuffix(out, ".index.json") {
+		return usagef("%s: %s is a sharded checkpoint, so -o must name its output index (OUTDIR/%s), not %q", cmd, model, filepath.Base(model), out)
 	}
 	return nil
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -48,6 +51,14 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		if err := writeTestModel(ts.MkAbs(args[0]), seed, scale, dt); err != nil {
 			ts.Fatalf("mkmodel: %v", err)
 		}
+	},
+	// shard MODEL DIR: split a mkmodel checkpoint into three shards in DIR (the classifier;
+	// features.0; the other features) with a Hugging Face index DIR/model.safetensors.index.json.
+	"shard": func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 2 {
+			ts.Fatalf("usage: shard MODEL DIR")
+		}
+		ts.Check(writeShards(ts.MkAbs(args[0]), ts.MkAbs(args[1])))
 	},
 	// truncate FILE N: cut FILE to N bytes.
 	"truncate": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -103,4 +114,47 @@ func writeSeeded(path string, layout []layoutEntry, seed uint64, scale, baseStd 
 	}
 	sort.SliceStable(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
 	return safetensors.WriteFile(path, ts, map[string]string{"format": "pt"}, safetensors.WriteOptions{})
+}
+
+// writeShards splits the checkpoint src into three shards in dir (the classifier; features.0;
+// the other features) and writes their index, model.safetensors.index.json.
+func writeShards(src, dir string) error {
+	r, err := safetensors.Open(src)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	shardOf := func(name string) string {
+		switch {
+		case strings.HasPrefix(name, "classifier."):
+			return "model-00001-of-00003.safetensors"
+		case strings.HasPrefix(name, "features.0."):
+			return "model-00002-of-00003.safetensors"
+		}
+		return "model-00003-of-00003.safetensors"
+	}
+	byShard := map[string][]safetensors.Tensor{}
+	weights := map[string]string{}
+	for _, in := range r.Tensors() {
+		data, err := r.ReadRaw(in.Name)
+		if err != nil {
+			return err
+		}
+		f := shardOf(in.Name)
+		byShard[f] = append(byShard[f], safetensors.Tensor{Name: in.Name, DType: in.DType, Shape: in.Shape, Data: data})
+		weights[in.Name] = f
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for f, ts := range byShard {
+		if err := safetensors.WriteFile(filepath.Join(dir, f), ts, r.Metadata(), safetensors.WriteOptions{}); err != nil {
+			return err
+		}
+	}
+	idx, err := json.MarshalIndent(map[string]any{"metadata": map[string]any{"format": "pt"}, "weight_map": weights}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), append(idx, '\n'), 0o644)
 }
