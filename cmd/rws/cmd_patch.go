@@ -14,13 +14,19 @@ func init() {
 	register(&command{
 		name:    "patch",
 		summary: "apply signatures to a model: θ = θ + Σ α·RWS (out of place, or crash-safe in place)",
-		usage: `rws patch MODEL -s SIG.rws[@α] [-s SIG2.rws@α2 …] (-o OUT | --in-place) [--force] [--json]
+		usage: `rws patch MODEL -s SIG.rws[@α] [-s SIG2.rws@α2 …] (-o OUT | --in-place) [--authors-scaling]
+       [--force] [--json]
 
 α defaults to 1 and may be negative. Only the signatures' tensors change (computed in float32 and
 rounded once into the model's type); every other tensor is copied byte for byte. OUT records the
 patch and what 'rws unpatch' needs to give back MODEL exactly. --in-place rewrites only the
 touched tensors of MODEL, keeping the originals in MODEL.rws-undo; an interrupted run is rolled
 back by the next rws command on MODEL.
+
+--authors-scaling reproduces the published script, which multiplies by α twice and divides by N
+for N signatures, so that each signature gets α·α/N² (the sign of α is lost). It exists to
+compare with results made by that script; without it, rws applies the formula θ + Σ α·RWS.
+The patch record holds the coefficients actually applied.
 
 A sharded checkpoint is patched through its index, out of place only:
   rws patch model.safetensors.index.json -s SIG.rws -o OUTDIR/model.safetensors.index.json
@@ -70,6 +76,7 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	var sigs stringList
 	fs.Var(&sigs, "s", "signature `file[@α]` to apply; repeat to compose several")
 	out := fs.String("o", "", "output model `file`")
+	authors := fs.Bool("authors-scaling", false, "compatibility: apply each of N signatures at α·α/N², as the authors' script does by accident")
 	inPlace := fs.Bool("in-place", false, "patch MODEL itself (crash-safe, cost follows the signature size)")
 	force := fs.Bool("force", false, "replace an existing output file")
 	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, signatures:[{name,file,sha256,alpha,variant,codec,tensors,transfer,differ}], tensors, touched_bytes, model_bytes, undo_bytes}")
@@ -106,6 +113,13 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		applied = append(applied, signature.Applied{Sig: sig, Alpha: alpha})
+	}
+	if *authors {
+		n := float64(len(applied))
+		for i := range applied {
+			a.logf("rws: authors' scaling: %s at %g·%g/%g² = %g\n", applied[i].Sig.Name, applied[i].Alpha, applied[i].Alpha, n, applied[i].Alpha*applied[i].Alpha/(n*n))
+			applied[i].Alpha *= applied[i].Alpha / (n * n)
+		}
 	}
 	if did, err := signature.RecoverReport(model); err != nil {
 		return err
