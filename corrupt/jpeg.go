@@ -76,67 +76,52 @@ func descale(x int32, n uint) int32 { return (x + 1<<(n-1)) >> n }
 // columns; the result is the DCT scaled by 8.
 func fdctIslow(d *[64]int32) {
 	for r := 0; r < 8; r++ {
-		p := d[r*8 : r*8+8]
-		tmp0, tmp7 := p[0]+p[7], p[0]-p[7]
-		tmp1, tmp6 := p[1]+p[6], p[1]-p[6]
-		tmp2, tmp5 := p[2]+p[5], p[2]-p[5]
-		tmp3, tmp4 := p[3]+p[4], p[3]-p[4]
-		tmp10, tmp13 := tmp0+tmp3, tmp0-tmp3
-		tmp11, tmp12 := tmp1+tmp2, tmp1-tmp2
-		p[0] = (tmp10 + tmp11) << jPass1Bits
-		p[4] = (tmp10 - tmp11) << jPass1Bits
-		z1 := (tmp12 + tmp13) * fix0541
-		p[2] = descale(z1+tmp13*fix0765, jConstBits-jPass1Bits)
-		p[6] = descale(z1-tmp12*fix1847, jConstBits-jPass1Bits)
-		z1 = tmp4 + tmp7
-		z2 := tmp5 + tmp6
-		z3 := tmp4 + tmp6
-		z4 := tmp5 + tmp7
-		z5 := (z3 + z4) * fix1175
-		tmp4 *= fix0298
-		tmp5 *= fix2053
-		tmp6 *= fix3072
-		tmp7 *= fix1501
-		z1 *= -fix0899
-		z2 *= -fix2562
-		z3 = z3*-fix1961 + z5
-		z4 = z4*-fix0390 + z5
-		p[7] = descale(tmp4+z1+z3, jConstBits-jPass1Bits)
-		p[5] = descale(tmp5+z2+z4, jConstBits-jPass1Bits)
-		p[3] = descale(tmp6+z2+z3, jConstBits-jPass1Bits)
-		p[1] = descale(tmp7+z1+z4, jConstBits-jPass1Bits)
+		p := (*[8]int32)(d[r*8 : r*8+8])
+		y := fdct8(p)
+		p[0], p[4] = y[0]<<jPass1Bits, y[4]<<jPass1Bits
+		for _, k := range [...]int{1, 2, 3, 5, 6, 7} {
+			p[k] = descale(y[k], jConstBits-jPass1Bits)
+		}
 	}
 	for c := 0; c < 8; c++ {
-		at := func(r int) int32 { return d[r*8+c] }
-		tmp0, tmp7 := at(0)+at(7), at(0)-at(7)
-		tmp1, tmp6 := at(1)+at(6), at(1)-at(6)
-		tmp2, tmp5 := at(2)+at(5), at(2)-at(5)
-		tmp3, tmp4 := at(3)+at(4), at(3)-at(4)
-		tmp10, tmp13 := tmp0+tmp3, tmp0-tmp3
-		tmp11, tmp12 := tmp1+tmp2, tmp1-tmp2
-		d[0*8+c] = descale(tmp10+tmp11, jPass1Bits)
-		d[4*8+c] = descale(tmp10-tmp11, jPass1Bits)
-		z1 := (tmp12 + tmp13) * fix0541
-		d[2*8+c] = descale(z1+tmp13*fix0765, jConstBits+jPass1Bits)
-		d[6*8+c] = descale(z1-tmp12*fix1847, jConstBits+jPass1Bits)
-		z1 = tmp4 + tmp7
-		z2 := tmp5 + tmp6
-		z3 := tmp4 + tmp6
-		z4 := tmp5 + tmp7
-		z5 := (z3 + z4) * fix1175
-		tmp4 *= fix0298
-		tmp5 *= fix2053
-		tmp6 *= fix3072
-		tmp7 *= fix1501
-		z1 *= -fix0899
-		z2 *= -fix2562
-		z3 = z3*-fix1961 + z5
-		z4 = z4*-fix0390 + z5
-		d[7*8+c] = descale(tmp4+z1+z3, jConstBits+jPass1Bits)
-		d[5*8+c] = descale(tmp5+z2+z4, jConstBits+jPass1Bits)
-		d[3*8+c] = descale(tmp6+z2+z3, jConstBits+jPass1Bits)
-		d[1*8+c] = descale(tmp7+z1+z4, jConstBits+jPass1Bits)
+		var x [8]int32
+		for r := range x {
+			x[r] = d[r*8+c]
+		}
+		y := fdct8(&x)
+		d[0*8+c], d[4*8+c] = descale(y[0], jPass1Bits), descale(y[4], jPass1Bits)
+		for _, k := range [...]int{1, 2, 3, 5, 6, 7} {
+			d[k*8+c] = descale(y[k], jConstBits+jPass1Bits)
+		}
 	}
+}
+
+// fdct8 is the one-dimensional butterfly of jpeg_fdct_islow, shared by its row and column
+// passes: outputs 0 and 4 unscaled, the others scaled by 2^jConstBits, none yet descaled.
+func fdct8(x *[8]int32) (y [8]int32) {
+	tmp0, tmp7 := x[0]+x[7], x[0]-x[7]
+	tmp1, tmp6 := x[1]+x[6], x[1]-x[6]
+	tmp2, tmp5 := x[2]+x[5], x[2]-x[5]
+	tmp3, tmp4 := x[3]+x[4], x[3]-x[4]
+	tmp10, tmp13 := tmp0+tmp3, tmp0-tmp3
+	tmp11, tmp12 := tmp1+tmp2, tmp1-tmp2
+	y[0], y[4] = tmp10+tmp11, tmp10-tmp11
+	z1 := (tmp12 + tmp13) * fix0541
+	y[2], y[6] = z1+tmp13*fix0765, z1-tmp12*fix1847
+	y[7], y[5], y[3], y[1] = oddPart(tmp4, tmp5, tmp6, tmp7)
+	return y
+}
+
+// oddPart is the rotation of the odd-indexed terms that jpeg_fdct_islow and jpeg_idct_islow
+// share (IJG's "odd part"), scaled by 2^jConstBits.
+func oddPart(t0, t1, t2, t3 int32) (o0, o1, o2, o3 int32) {
+	z1, z2, z3, z4 := t0+t3, t1+t2, t0+t2, t1+t3
+	z5 := (z3 + z4) * fix1175
+	z1 *= -fix0899
+	z2 *= -fix2562
+	z3 = z3*-fix1961 + z5
+	z4 = z4*-fix0390 + z5
+	return t0*fix0298 + z1 + z3, t1*fix2053 + z2 + z4, t2*fix3072 + z2 + z3, t3*fix1501 + z1 + z4
 }
 
 // idctIslow is jpeg_idct_islow: dequantizes the coefficients with q, runs the inverse DCT
@@ -194,24 +179,7 @@ func idct8(x *[8]int32) (y [8]int32) {
 	tmp1 := (x[0] - x[4]) << jConstBits
 	tmp10, tmp13 := tmp0+tmp3, tmp0-tmp3
 	tmp11, tmp12 := tmp1+tmp2, tmp1-tmp2
-	tmp0, tmp1, tmp2, tmp3 = x[7], x[5], x[3], x[1]
-	z1 = tmp0 + tmp3
-	z2 = tmp1 + tmp2
-	z3 = tmp0 + tmp2
-	z4 := tmp1 + tmp3
-	z5 := (z3 + z4) * fix1175
-	tmp0 *= fix0298
-	tmp1 *= fix2053
-	tmp2 *= fix3072
-	tmp3 *= fix1501
-	z1 *= -fix0899
-	z2 *= -fix2562
-	z3 = z3*-fix1961 + z5
-	z4 = z4*-fix0390 + z5
-	tmp0 += z1 + z3
-	tmp1 += z2 + z4
-	tmp2 += z2 + z3
-	tmp3 += z1 + z4
+	tmp0, tmp1, tmp2, tmp3 = oddPart(x[7], x[5], x[3], x[1])
 	y[0], y[7] = tmp10+tmp3, tmp10-tmp3
 	y[1], y[6] = tmp11+tmp2, tmp11-tmp2
 	y[2], y[5] = tmp12+tmp1, tmp12-tmp1

@@ -77,14 +77,8 @@ func (r *runner) timed(stage string, fn func() (string, error)) error {
 
 // acc is the accuracy of m on s.
 func (r *runner) acc(ctx context.Context, m *nn.Model, s set) (float64, error) {
-	start := time.Now()
-	res, err := nn.Evaluate(ctx, m, s.im, s.labels)
-	if err != nil {
-		return 0, fmt.Errorf("experiment: evaluating on %s: %w", s.name, err)
-	}
-	r.evalSeconds += time.Since(start).Seconds()
-	r.evalImages += s.im.N
-	return res.Accuracy, nil
+	ok, err := r.correct(ctx, m, s)
+	return fraction(ok), err
 }
 
 // correct evaluates m on s and says, per image, whether m's top class is the label.
@@ -96,16 +90,9 @@ func (r *runner) correct(ctx context.Context, m *nn.Model, s set) ([]bool, error
 	}
 	r.evalSeconds += time.Since(start).Seconds()
 	r.evalImages += s.im.N
-	k := len(res.Logits) / max(s.im.N, 1)
 	out := make([]bool, s.im.N)
-	for i := range out {
-		row, best := res.Logits[i*k:(i+1)*k], 0
-		for j, v := range row { // the first largest, as nn.Evaluate counts
-			if v > row[best] {
-				best = j
-			}
-		}
-		out[i] = best == s.labels[i]
+	for i, p := range nn.Predictions(res.Logits, len(res.Logits)/max(s.im.N, 1)) {
+		out[i] = p == s.labels[i]
 	}
 	return out, nil
 }

@@ -95,16 +95,10 @@ func runPredict(ctx context.Context, a *app, args []string) error {
 		}
 	}
 	res := predictResult{Model: o.model, Input: o.input, Output: o.out, Images: im.N, Classes: k,
-		Predictions: make([]int, im.N), Logits: make([][]float32, im.N)}
-	for i := range res.Predictions {
-		row := logits[i*k : (i+1)*k]
-		best := 0
-		for j, v := range row {
-			if v > row[best] {
-				best = j
-			}
-		}
-		res.Predictions[i], res.Logits[i] = best, row
+		Logits: make([][]float32, im.N)}
+	res.Predictions = nn.Predictions(logits, k)
+	for i := range res.Logits {
+		res.Logits[i] = logits[i*k : (i+1)*k]
 	}
 	if o.json {
 		return a.json(res)

@@ -35,6 +35,16 @@ func crossEntropy(logits []float32, labels []int, k int, grad []float32) (loss f
 	return loss / float64(n), correct
 }
 
+// Predictions returns the predicted class of each row of logits [n, k]: the index of the largest
+// logit, the first on ties, as Evaluate counts accuracy.
+func Predictions(logits []float32, k int) []int {
+	out := make([]int, len(logits)/max(k, 1))
+	for i := range out {
+		out[i] = argmax(logits[i*k : (i+1)*k])
+	}
+	return out
+}
+
 // argmax returns the index of the largest value (the first one on ties).
 func argmax(row []float32) int {
 	best := 0
