@@ -112,6 +112,7 @@ type plan struct {
 	infos     []safetensors.Info // every tensor, in storage order
 	touched   []*touch           // in storage order
 	report    *PatchReport
+	set       *SetPatch // recorded with the entry: the sharded patch this one is part of
 }
 
 // readHeader returns the raw 8-byte length and JSON header of a single-file checkpoint.
@@ -402,12 +403,17 @@ type PatchEntry struct {
 	Tensors    []string        `json:"tensors"`
 	Command    string          `json:"command,omitempty"`
 	InPlace    bool            `json:"in_place,omitempty"`
+	// Set, in the history of a shard, ties the entry to the patch of its sharded checkpoint.
+	Set *SetPatch `json:"set,omitempty"`
 }
 
 // History lists the patches applied to the single-file model at path, oldest first: those
 // recorded in its metadata (out of place), then those in its undo sidecar (in place). A model
-// never patched has none.
+// never patched has none. For a sharded checkpoint (an index) it lists its sharded patches.
 func History(path string) ([]PatchEntry, error) {
+	if isIndex(path) {
+		return shardedHistory(path)
+	}
 	r, err := safetensors.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
@@ -446,7 +452,7 @@ func (p *plan) planID(depth int) string {
 
 func (p *plan) entry() PatchEntry {
 	return PatchEntry{ID: p.report.ID, Signatures: p.report.Signatures, Tensors: p.report.Tensors, Command: p.report.Command,
-		InPlace: p.report.InPlace}
+		InPlace: p.report.InPlace, Set: p.set}
 }
 
 // PatchOptions controls Patch and PatchInPlace.
@@ -455,6 +461,8 @@ type PatchOptions struct {
 	Force bool
 	// Command is recorded with the patch.
 	Command string
+	// set is recorded with the patch of each shard of a sharded patch.
+	set *SetPatch
 }
 
 // hugePage is the size of a transparent huge page on x86-64 and arm64 Linux (see bigBuffer).
