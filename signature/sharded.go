@@ -17,9 +17,10 @@ import (
 	"github.com/rws-project/rws/safetensors"
 )
 
-// ErrShardedInPlace is returned by PatchInPlace and UnpatchInPlace for a sharded checkpoint: those
-// are patched and unpatched out of place only.
-var ErrShardedInPlace = errors.New("in-place patching of a sharded checkpoint is not supported; patch it out of place (-o OUTDIR/NAME.safetensors.index.json)")
+// ErrShardedInPlace is wrapped when an operation on one safetensors file is given a sharded
+// checkpoint. (Its name is that of the time when sharded checkpoints were patched out of place
+// only; PatchInPlace and UnpatchInPlace now take them through their index.)
+var ErrShardedInPlace = errors.New("a sharded checkpoint is patched through its index (NAME.safetensors.index.json), not shard by shard here")
 
 // isIndex reports whether path names a sharded checkpoint by its index, as safetensors.Open
 // tells them apart.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/rws-project/rws/signature"
@@ -28,12 +29,20 @@ for N signatures, so that each signature gets α·α/N² (the sign of α is lost
 compare with results made by that script; without it, rws applies the formula θ + Σ α·RWS.
 The patch record holds the coefficients actually applied.
 
-A sharded checkpoint is patched through its index, out of place only:
+A sharded checkpoint is patched through its index, out of place or in place:
   rws patch model.safetensors.index.json -s SIG.rws -o OUTDIR/model.safetensors.index.json
-OUT must end in .index.json and lie in another folder than MODEL. Every shard is written beside
-OUT under its own name: a shard holding signature tensors is patched as a single file would be
-(with its own undo record), the others and the index are copied byte for byte. A failed run
-leaves none of them behind.`,
+  rws patch model.safetensors.index.json -s SIG.rws --in-place
+Out of place, OUT must end in .index.json and lie in another folder than MODEL. Every shard is
+written beside OUT under its own name: a shard holding signature tensors is patched as a single
+file would be (with its own undo record), the others and the index are copied byte for byte. The
+files are written into a hidden folder beside OUT and moved into place once all are complete, so
+a failed run leaves none of them, and a killed one is completed or removed by the next rws command
+on OUT. In place, each shard holding signature tensors is patched in place (originals in
+SHARD.rws-undo); a journal beside the index, MODEL.rws-journal, makes the whole set crash-safe: the
+next rws command on MODEL rolls back a patch that did not reach every shard. The index is never
+changed. The shards record which patch of the checkpoint each of theirs belongs to, so patches
+stack, and 'rws unpatch' removes the newest from every shard it changed. A sharded checkpoint
+patched in place is patched further in place only (unpatch it first to patch it out of place).`,
 		run: runPatch,
 	})
 	describers = append(describers, describePatches)
@@ -44,7 +53,8 @@ func describePatches(path string, meta map[string]string) (string, bool) {
 	if signature.IsSignature(meta) {
 		return "", false
 	}
-	if _, err := os.Stat(path + signature.UndoSuffix); meta[signature.MetaPatch] == "" && err != nil {
+	sharded := strings.HasSuffix(path, ".index.json")
+	if _, err := os.Stat(path + signature.UndoSuffix); !sharded && meta[signature.MetaPatch] == "" && err != nil {
 		return "", false
 	}
 	h, err := signature.History(path)
@@ -66,6 +76,9 @@ func describePatches(path string, meta map[string]string) (string, bool) {
 			where = "in place"
 		}
 		fmt.Fprintf(&b, "\n  %s: %s, %s, %d tensors", e.ID, strings.Join(parts, " + "), where, len(e.Tensors))
+		if sharded && e.Set != nil {
+			fmt.Fprintf(&b, " in %s", strings.Join(e.Set.Shards, ", "))
+		}
 	}
 	return b.String(), true
 }
@@ -79,7 +92,7 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	authors := fs.Bool("authors-scaling", false, "compatibility: apply each of N signatures at α·α/N², as the authors' script does by accident")
 	inPlace := fs.Bool("in-place", false, "patch MODEL itself (crash-safe, cost follows the signature size)")
 	force := fs.Bool("force", false, "replace an existing output file")
-	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, signatures:[{name,file,sha256,alpha,variant,codec,tensors,transfer,differ}], tensors, touched_bytes, model_bytes, undo_bytes}")
+	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, signatures:[{name,file,sha256,alpha,variant,codec,tensors,transfer,differ}], tensors, touched_bytes, model_bytes, undo_bytes, shards}")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
@@ -94,10 +107,13 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	if *inPlace == (*out != "") {
 		return usagef("patch: give either -o OUT or --in-place")
 	}
-	if err := checkShardedArgs("patch", model, *out, *inPlace); err != nil {
+	if err := checkShardedArgs("patch", model, *out); err != nil {
 		return err
 	}
 	if !*inPlace {
+		if err := recoverOutput(a, *out); err != nil {
+			return err
+		}
 		if err := checkOutput(*out, *force, model); err != nil {
 			return err
 		}
@@ -157,7 +173,11 @@ func printPatch(a *app, rep *signature.PatchReport) {
 	}
 	a.printf("patched %s with %s → %s\n", rep.Model, strings.Join(parts, " + "), target)
 	if len(rep.Shards) > 0 {
-		a.printf("  shards patched: %s (the others copied)\n", strings.Join(rep.Shards, ", "))
+		others := "copied"
+		if rep.InPlace {
+			others = "untouched"
+		}
+		a.printf("  shards patched: %s (the others %s)\n", strings.Join(rep.Shards, ", "), others)
 	}
 	a.printf("  %d tensors changed (%s of %s): %s\n", len(rep.Tensors), signature.Bytes(rep.TouchedBytes),
 		signature.Bytes(rep.ModelBytes), strings.Join(rep.Tensors, ", "))
@@ -169,9 +189,14 @@ func printPatch(a *app, rep *signature.PatchReport) {
 			a.printf("  %q was extracted from this model (its tensors match the clean model's fingerprints)\n", s.Name)
 		}
 	}
-	if rep.InPlace {
+	switch {
+	case rep.InPlace && len(rep.Shards) > 0:
+		a.printf("  undo: rws unpatch --in-place %s (originals kept in each patched shard's %s, %s)\n", rep.Model, "SHARD"+signature.UndoSuffix, signature.Bytes(rep.UndoBytes))
+	case rep.InPlace:
 		a.printf("  undo: rws unpatch --in-place %s (originals kept in %s, %s)\n", rep.Model, rep.Model+signature.UndoSuffix, signature.Bytes(rep.UndoBytes))
-	} else {
+	case len(rep.Shards) > 0:
+		a.printf("  undo: rws unpatch %s -o OUTDIR/%s gives back %s byte for byte (records in the patched shards' metadata: %s)\n", rep.Out, filepath.Base(rep.Out), rep.Model, signature.Bytes(rep.UndoBytes))
+	default:
 		a.printf("  undo: rws unpatch %s -o FILE gives back %s byte for byte (record in the metadata: %s)\n", rep.Out, rep.Model, signature.Bytes(rep.UndoBytes))
 	}
 }
