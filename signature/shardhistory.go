@@ -135,19 +135,24 @@ func (h *shardHistory) newest() (*shardedPatch, error) {
 	return p, nil
 }
 
-// legacy reports whether the checkpoint's patches are those of an rws that recorded no sharded
-// history: no sharded patch, and at most one patch per shard, which together make the last
-// patch. It returns the shards that carry one.
+// legacy returns the shards that carry the patch of an rws that recorded no sharded history,
+// which patched sharded checkpoints out of place only: at most one patch per shard, out of place
+// and recording no sharded patch, which together make that patch.
 func (h *shardHistory) legacy() ([]string, error) {
 	var patched []string
 	for _, f := range h.files {
-		switch n := h.untagged[f]; {
-		case n > 1:
-			p := filepath.Join(filepath.Dir(h.index), f)
-			return nil, fmt.Errorf("signature: shard %s of %s carries %d patches that record no sharded patch (made on the shard alone, or by an older rws), so which shards the last one changed cannot be told; unpatch its shards one by one (rws unpatch SHARD -o OUT)", p, h.index, n)
-		case n == 1:
-			patched = append(patched, f)
+		n := h.untagged[f]
+		if n == 0 {
+			continue
 		}
+		p := filepath.Join(filepath.Dir(h.index), f)
+		if es := h.of[f]; es[len(es)-1].InPlace && es[len(es)-1].Set == nil {
+			return nil, fmt.Errorf("signature: %s: shard %s carries patch %s, made in place on the shard alone; remove it first (rws unpatch --in-place %s)", h.index, f, es[len(es)-1].ID, p)
+		}
+		if n > 1 {
+			return nil, fmt.Errorf("signature: shard %s of %s carries %d patches that record no sharded patch (made on the shard alone, or by an older rws), so which shards the last one changed cannot be told; unpatch its shards one by one (rws unpatch SHARD -o OUT)", p, h.index, n)
+		}
+		patched = append(patched, f)
 	}
 	return patched, nil
 }

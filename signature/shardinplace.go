@@ -136,7 +136,11 @@ func unpatchShardedInPlace(ctx context.Context, index string) (*UnpatchReport, e
 		return nil, err
 	}
 	if len(h.patches) == 0 {
-		if old, err := h.legacy(); err == nil && len(old) > 0 {
+		old, err := h.legacy()
+		if err != nil {
+			return nil, err
+		}
+		if len(old) > 0 {
 			return nil, fmt.Errorf("signature: %s: %w in place: its patch was made out of place; remove it with rws unpatch %s -o OUTDIR/%s", index, ErrNotPatched, index, filepath.Base(index))
 		}
 		return nil, fmt.Errorf("signature: %s: %w (none of its %d shards carries a sharded patch)", index, ErrNotPatched, len(sh.files))

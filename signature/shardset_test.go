@@ -331,6 +331,26 @@ func TestShardedRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A shard patched alone, and no sharded patch: not the checkpoint's patch.
+	if _, err := PatchInPlace(ctx, shard, []Applied{{sigs["c"], 1}}, PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, try := range []func() error{
+		func() error { _, err := UnpatchInPlace(ctx, index); return err },
+		func() error { _, err := Unpatch(ctx, index, outIn("alone-out"), UnpatchOptions{}); return err },
+	} {
+		err := try()
+		if err == nil || !strings.Contains(err.Error(), "made in place on the shard alone; remove it first (rws unpatch --in-place "+shard+")") {
+			t.Errorf("unpatch of a checkpoint with one shard patched alone: %v", err)
+		}
+	}
+	if left := dirFiles(t, filepath.Join(dir, "alone-out")); len(left) > 0 {
+		t.Errorf("refused unpatch left %v", left)
+	}
+	if _, err := UnpatchInPlace(ctx, shard); err != nil {
+		t.Fatal(err)
+	}
+
 	// Shards of two different patched checkpoints under one index.
 	index = mk("mixed")
 	p1, p2 := outIn("p1"), outIn("p2")
@@ -373,10 +393,11 @@ func TestShardedRefusals(t *testing.T) {
 	if d := snap(t, filepath.Dir(back)).diff(snap(t, filepath.Join(dir, "legacy"))); d != "" {
 		t.Errorf("unpatch of a checkpoint patched shard by shard: %s", d)
 	}
-	twice := filepath.Join(dir, "old", "model-00002-of-00003.safetensors")
-	if _, err := PatchInPlace(ctx, twice, []Applied{{sigs["c"], 1}}, PatchOptions{}); err != nil {
+	twice, tmp := filepath.Join(dir, "old", "model-00002-of-00003.safetensors"), filepath.Join(dir, "twice.safetensors")
+	if _, err := Patch(ctx, twice, tmp, []Applied{{sigs["c"], 1}}, PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	copyFile(t, tmp, twice)
 	_, err = Unpatch(ctx, old, outIn("old-back2"), UnpatchOptions{})
 	if err == nil || !strings.Contains(err.Error(), "carries 2 patches") {
 		t.Errorf("unpatch of a shard patched twice on its own: %v", err)
