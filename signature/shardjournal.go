@@ -81,9 +81,10 @@ func commitPath(index string) string {
 	return filepath.Join(filepath.Dir(index), "."+filepath.Base(index)+".rws-commit")
 }
 
-// validName checks a file name of a journal or index: relative, below the index's folder.
+// validName checks a file name of a journal, manifest or index: a clean path below the index's
+// folder, as safetensors.Open accepts shard names.
 func validName(name string) bool {
-	return name != "" && !filepath.IsAbs(name) && !strings.Contains(name, "..")
+	return filepath.IsLocal(name) && name != "." && filepath.Clean(name) == name && !strings.Contains(name, "..")
 }
 
 // readShardedJournal reads and checks a sharded journal or manifest.
@@ -92,6 +93,11 @@ func readShardedJournal(path string) (*shardedJournal, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseShardedJournal(path, b)
+}
+
+// parseShardedJournal checks the sharded journal or manifest b, read from path.
+func parseShardedJournal(path string, b []byte) (*shardedJournal, error) {
 	damaged := func(why string) error {
 		return fmt.Errorf("signature: %s: %s; rws cannot tell what the interrupted operation had done: check the files it names, then remove it", path, why)
 	}
