@@ -545,12 +545,12 @@ func recoverOutput(index string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("signature: completing the interrupted output %s: %w", index, err)
 		}
-		did = fmt.Sprintf("completed the interrupted output (%d files moved into place)", n)
+		did = fmt.Sprintf("completed the output of an interrupted rws command (%d files moved into place)", n)
 	} else {
 		if err := os.RemoveAll(stagingPath(index)); err != nil {
 			return "", err
 		}
-		did = "removed the unfinished output of an interrupted command"
+		did = "removed the unfinished output of an interrupted rws command"
 	}
 	if err := os.Remove(jp); err != nil {
 		return "", err

@@ -70,20 +70,25 @@ func recoverOutput(a *app, out string) error {
 		return err
 	}
 	if did != "" {
-		a.logf("rws: %s: an interrupted command had written it: %s\n", out, did)
+		a.logf("rws: %s: %s\n", out, did)
 	}
 	return nil
 }
 
 // recoverModel finishes or rolls back an in-place patch of path that a crash interrupted (its
-// journal says which), so that every command reads a whole model. It says on stderr what it did.
+// journal says which), and for a sharded checkpoint completes or removes an interrupted output,
+// so that every command reads a whole model. It says on stderr what it did.
 func recoverModel(a *app, path string) error {
+	what := "an interrupted in-place patch"
+	if strings.HasSuffix(path, ".index.json") {
+		what = "an interrupted operation"
+	}
 	did, err := signature.RecoverReport(path)
 	if err != nil {
-		return fmt.Errorf("%s: an interrupted in-place patch could not be recovered: %w", path, err)
+		return fmt.Errorf("%s: %s could not be recovered: %w", path, what, err)
 	}
 	if did != "" {
-		a.logf("rws: %s: found an interrupted in-place patch: %s\n", path, did)
+		a.logf("rws: %s: found %s: %s\n", path, what, did)
 	}
 	return nil
 }
