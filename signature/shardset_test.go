@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rws-project/rws/internal/atomicfile"
 	"github.com/rws-project/rws/quant"
 	"github.com/rws-project/rws/tensor"
 )
@@ -635,4 +636,45 @@ func FuzzShardedJournal(f *testing.F) {
 			t.Fatalf("an accepted journal does not read back: %v", err)
 		}
 	})
+}
+
+// TestShardedForce checks that an output replaced with force is the new output exactly: the undo
+// sidecars of the output it replaces go when the new one has none.
+func TestShardedForce(t *testing.T) {
+	dir := t.TempDir()
+	f, sigs := shardSigs(t, dir)
+	ctx := context.Background()
+	index := writeSharded(t, f.clean, filepath.Join(dir, "in"))
+	out := func(name string) string {
+		d := filepath.Join(dir, name)
+		os.Mkdir(d, 0o755)
+		return filepath.Join(d, indexName)
+	}
+	plain := out("plain")
+	if _, err := Patch(ctx, index, plain, []Applied{{sigs["b"], 1}}, PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// An output with sidecars: the checkpoint under a and c in place, without c.
+	stacked := writeSharded(t, f.clean, filepath.Join(dir, "stacked"))
+	for _, s := range []string{"a", "c"} {
+		if _, err := PatchInPlace(ctx, stacked, []Applied{{sigs[s], 1}}, PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := out("o")
+	if _, err := Unpatch(ctx, stacked, o, UnpatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(snap(t, filepath.Dir(o))) != 6 {
+		t.Fatalf("the unpatched output holds %v, want 3 shards, 2 sidecars and the index", snap(t, filepath.Dir(o)))
+	}
+	if _, err := Patch(ctx, index, o, []Applied{{sigs["b"], 1}}, PatchOptions{}); !errors.Is(err, atomicfile.ErrExists) {
+		t.Fatalf("patch over an existing output without force: %v", err)
+	}
+	if _, err := Patch(ctx, index, o, []Applied{{sigs["b"], 1}}, PatchOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if d := snap(t, filepath.Dir(o)).diff(snap(t, filepath.Dir(plain))); d != "" {
+		t.Errorf("the replaced output is not the new one: %s", d)
+	}
 }
