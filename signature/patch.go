@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/rws-project/rws/internal/atomicfile"
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
 )
@@ -455,6 +456,19 @@ type PatchOptions struct {
 	Force bool
 	// Command is recorded with the patch.
 	Command string
+	// NoSync skips the fsyncs. Outputs are still written atomically and in-place patches stay
+	// safe against a killed process (the page cache keeps the order of writes), but a power
+	// failure or an OS crash soon after may lose the output, or leave an in-place patch that
+	// the journal cannot roll back.
+	NoSync bool
+}
+
+// syncDir is atomicfile.SyncDir unless noSync is set.
+func syncDir(dir string, noSync bool) error {
+	if noSync {
+		return nil
+	}
+	return atomicfile.SyncDir(dir)
 }
 
 // hugePage is the size of a transparent huge page on x86-64 and arm64 Linux (see bigBuffer).

@@ -236,7 +236,7 @@ func TestDamagedUndoData(t *testing.T) {
 	side := work + UndoSuffix
 	good, _ := os.ReadFile(side)
 	flipLast(side)
-	if _, err := UnpatchInPlace(ctx, work); err == nil || !strings.Contains(err.Error(), "damaged") {
+	if _, err := UnpatchInPlace(ctx, work, UnpatchOptions{}); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("unpatch with damaged originals: %v, want an error saying so", err)
 	}
 	if _, err := Unpatch(ctx, work, filepath.Join(dir, "out"), UnpatchOptions{}); err == nil || !strings.Contains(err.Error(), "damaged") {

@@ -15,13 +15,19 @@ func init() {
 		name:    "patch",
 		summary: "apply signatures to a model: θ = θ + Σ α·RWS (out of place, or crash-safe in place)",
 		usage: `rws patch MODEL -s SIG.rws[@α] [-s SIG2.rws@α2 …] (-o OUT | --in-place) [--authors-scaling]
-       [--force] [--json]
+       [--force] [--no-sync] [--json]
 
 α defaults to 1 and may be negative. Only the signatures' tensors change (computed in float32 and
 rounded once into the model's type); every other tensor is copied byte for byte. OUT records the
 patch and what 'rws unpatch' needs to give back MODEL exactly. --in-place rewrites only the
 touched tensors of MODEL, keeping the originals in MODEL.rws-undo; an interrupted run is rolled
 back by the next rws command on MODEL.
+
+rws makes what it writes durable before it exits (fsync), which for a large OUT costs the time
+the disk takes to store it. --no-sync skips that, as cp and most tools do: OUT is still complete
+or absent, and an in-place patch is still undone by the next rws command if rws is killed, but a
+power failure or an OS crash in the next seconds can lose OUT or leave an in-place patch that
+cannot be rolled back. Use it for scratch models, sweeps and files that can be made again.
 
 --authors-scaling reproduces the published script, which multiplies by α twice and divides by N
 for N signatures, so that each signature gets α·α/N² (the sign of α is lost). It exists to
@@ -79,6 +85,7 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	authors := fs.Bool("authors-scaling", false, "compatibility: apply each of N signatures at α·α/N², as the authors' script does by accident")
 	inPlace := fs.Bool("in-place", false, "patch MODEL itself (crash-safe, cost follows the signature size)")
 	force := fs.Bool("force", false, "replace an existing output file")
+	noSync := fs.Bool("no-sync", false, "do not fsync: safe against a killed process, not against a power failure")
 	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, signatures:[{name,file,sha256,alpha,variant,codec,tensors,transfer,differ}], tensors, touched_bytes, model_bytes, undo_bytes}")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
@@ -126,7 +133,7 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	} else if did != "" {
 		a.logf("rws: %s: an interrupted operation was found and %s\n", model, did)
 	}
-	opts := signature.PatchOptions{Force: *force, Command: commandLine("patch", args)}
+	opts := signature.PatchOptions{Force: *force, Command: commandLine("patch", args), NoSync: *noSync}
 	var rep *signature.PatchReport
 	if *inPlace {
 		rep, err = signature.PatchInPlace(ctx, model, applied, opts)
