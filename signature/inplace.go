@@ -435,7 +435,7 @@ func topRecord(model string, side *sidecar) (sideRecord, int64, error) {
 	if st.Size() != rec.ModelBytes || hexSHA256(hdr) != rec.HeaderSHA256 {
 		return rec, 0, fmt.Errorf("signature: %s: %w: it is not the file patch %s was made for", model, ErrChanged, rec.ID)
 	}
-	buf := make([]byte, copyBufSize)
+	buf := make([]byte, verifyBufSize)
 	for _, t := range rec.Tensors {
 		h := sha256.New()
 		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, int64(len(hdr))+t.Offset, t.Size), buf); err != nil {
@@ -470,16 +470,23 @@ func UnpatchInPlace(ctx context.Context, model string, opts UnpatchOptions) (*Un
 	if err != nil {
 		return nil, err
 	}
-	rec, _, err := topRecord(model, side)
-	if err != nil {
-		return nil, err
-	}
 	// Every original the unpatch writes (and, when other records stay, the sidecar it rewrites)
-	// is read and checked before anything changes.
+	// is read and checked before anything changes, while the model is checked on another core.
 	var s scratch
 	defer s.release()
-	if err := side.loadFor(&s, len(side.records)-1); err != nil {
+	var rec sideRecord
+	checked := make(chan error, 1)
+	go func() {
+		var err error
+		rec, _, err = topRecord(model, side)
+		checked <- err
+	}()
+	loadErr := side.loadFor(&s, len(side.records)-1)
+	if err := <-checked; err != nil {
 		return nil, err
+	}
+	if loadErr != nil {
+		return nil, loadErr
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

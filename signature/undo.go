@@ -354,7 +354,7 @@ func undoHeader(infos []safetensors.Info, meta map[string]string, rec *undoRecor
 	prev := 0
 	for k, b := range big {
 		esc(skel[prev:at[k]])
-		base64.StdEncoding.Encode(hdr[w:], b)
+		encodeBase64(hdr[w:], b)
 		w += base64.StdEncoding.EncodedLen(len(b))
 		prev = at[k] + base64.StdEncoding.EncodedLen(len(markerOf(k)))
 	}
@@ -364,6 +364,32 @@ func undoHeader(infos []safetensors.Info, meta map[string]string, rec *undoRecor
 		hdr[w] = ' '
 	}
 	return hdr, size, nil
+}
+
+// encodeBase64 is base64.StdEncoding.Encode, on all cores for large src: pieces of a multiple of
+// 3 bytes encode independently.
+func encodeBase64(dst, src []byte) {
+	const piece = 3 << 18 // 768 KiB
+	if len(src) < 2*piece {
+		base64.StdEncoding.Encode(dst, src)
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan int, len(src)/piece+1)
+	for lo := 0; lo < len(src); lo += piece {
+		next <- lo
+	}
+	close(next)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lo := range next {
+				base64.StdEncoding.Encode(dst[lo/3*4:], src[lo:min(len(src), lo+piece)])
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // undoHeaderPlain is undoHeader the plain way.
@@ -510,6 +536,10 @@ func (w *writeback) stop() {
 	}
 }
 
+// verifyBufSize is the buffer verifyTensors reads back through: small, because fresh memory costs
+// a page fault per 4 KiB (see mem.Bytes).
+const verifyBufSize = 256 << 10
+
 // verifyTensors reads back the touched tensors of a file written by writeModel with a header of
 // hdrLen bytes and checks that they hold the bytes written.
 func verifyTensors(path string, hdrLen int64, touched []*touch, restore bool) error {
@@ -518,7 +548,7 @@ func verifyTensors(path string, hdrLen int64, touched []*touch, restore bool) er
 		return fmt.Errorf("signature: reading back %s: %w", path, err)
 	}
 	defer f.Close()
-	buf := make([]byte, copyBufSize)
+	buf := make([]byte, verifyBufSize)
 	for _, t := range touched {
 		want := t.new
 		if restore {
