@@ -124,10 +124,12 @@ func FuzzRead(f *testing.F) {
 	dir := f.TempDir()
 	fam := makeFamily(f, dir, smallCNN, tensor.F32, 1)
 	for _, spec := range []quant.Spec{{Codec: quant.None}, {Codec: quant.Gauss, Bits: 2}} {
-		p := filepath.Join(dir, "seed.rws")
-		writeSig(f, mustExtract(f, ExtractOptions{Init: fam.init, Clean: fam.clean, Robust: fam.robust, Layers: "first:1", Spec: spec}), p)
-		b, _ := os.ReadFile(p)
-		f.Add(b)
+		for _, stats := range []bool{false, true} {
+			p := filepath.Join(dir, "seed.rws")
+			writeSig(f, mustExtract(f, ExtractOptions{Init: fam.init, Clean: fam.clean, Robust: fam.robust, Layers: "first:1", Spec: spec, BNStats: stats}), p)
+			b, _ := os.ReadFile(p)
+			f.Add(b)
+		}
 	}
 	p := filepath.Join(fuzzDir(f), "fuzz.rws")
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -141,6 +143,11 @@ func FuzzRead(f *testing.F) {
 		for _, st := range s.Tensors {
 			if _, err := st.Values(); err != nil {
 				t.Fatalf("accepted file does not decode: %v", err)
+			}
+		}
+		for _, st := range s.Stats {
+			if _, err := st.Values(); err != nil {
+				t.Fatalf("accepted file's statistics do not decode: %v", err)
 			}
 		}
 	})

@@ -337,7 +337,7 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 			return nil, err
 		}
 	}
-	p, err := makePlan(ctx, model, sigs, &s)
+	p, err := makePlan(ctx, model, sigs, opts.BNStats, &s)
 	if err != nil {
 		return nil, err
 	}

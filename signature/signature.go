@@ -23,11 +23,13 @@ import (
 // FormatName is the value of the "format" metadata key of a signature file.
 const FormatName = "rws.signature"
 
-// Versions of the signature file format this package reads; it writes Version.
+// Versions of the signature file format this package reads; it writes Version, or StatsVersion
+// for a signature that carries running statistics (Signature.Stats), which version 1 cannot.
 const (
-	MinVersion = 1
-	MaxVersion = 1
-	Version    = 1
+	MinVersion   = 1
+	MaxVersion   = 2
+	Version      = 1
+	StatsVersion = 2
 )
 
 // Metadata keys of a signature file (see the package documentation).
@@ -230,6 +232,9 @@ type Signature struct {
 	Selection string
 	Tensors   []*Tensor
 	Sources   Sources
+	// Stats are the robust models' batch-norm running statistics of the signature's layers,
+	// carried for patching with SignatureStats; nil unless extracted with them.
+	Stats []*RunningStat
 	// Command is the command line that extracted the signature.
 	Command string
 	// ModelBytes is the size of the full clean model as a float32 checkpoint: its file size with
@@ -237,7 +242,7 @@ type Signature struct {
 	ModelBytes int64
 	// FileBytes is the size of the signature file; set by Read and Write.
 	FileBytes int64
-	// Version is the file format version read; Write writes Version.
+	// Version is the file format version read or written (see fileVersion).
 	Version int
 	// Path is the file the signature was read from or written to.
 	Path string
@@ -296,7 +301,7 @@ func (s *Signature) stored() []safetensors.Tensor {
 		out = append(out, safetensors.Tensor{Name: t.Name + paramsSuffix, DType: tensor.F32,
 			Shape: []int64{int64(t.q.Groups), int64(s.Spec.ParamsPerGroup())}, Data: params})
 	}
-	return out
+	return append(out, s.storedStats()...)
 }
 
 // metadata returns the __metadata__ of s's file, with the given file size and ratio.
@@ -315,7 +320,7 @@ func (s *Signature) metadata(fileBytes int64) (map[string]string, error) {
 	}
 	m := map[string]string{
 		keyFormat:      FormatName,
-		keyVersion:     strconv.Itoa(Version),
+		keyVersion:     strconv.Itoa(s.fileVersion()),
 		keyName:        s.Name,
 		keyVariant:     string(s.Variant),
 		keyCodec:       string(s.Spec.Codec),
@@ -328,6 +333,9 @@ func (s *Signature) metadata(fileBytes int64) (map[string]string, error) {
 		keyCommand:     s.Command,
 		keyModelBytes:  strconv.FormatInt(s.ModelBytes, 10),
 		keyFileBytes:   strconv.FormatInt(fileBytes, 10),
+	}
+	if len(s.Stats) > 0 {
+		m[keyBNStats] = marshal(s.Stats)
 	}
 	if s.ModelBytes > 0 && fileBytes > 0 {
 		m[keyRatio] = strconv.FormatFloat(float64(s.ModelBytes)/float64(fileBytes), 'f', 2, 64)
@@ -373,7 +381,7 @@ func (s *Signature) Write(path string, opts WriteOptions) error {
 	}
 	s.FileBytes = size
 	s.Path = path
-	s.Version = Version
+	s.Version = s.fileVersion()
 	sum, err := fileSHA256(path)
 	if err != nil {
 		return err
@@ -386,9 +394,9 @@ func (s *Signature) Write(path string, opts WriteOptions) error {
 func IsSignature(meta map[string]string) bool { return meta[keyFormat] == FormatName }
 
 // Read loads and checks the signature file at path: format and version, every stored tensor
-// present with the declared type and shape and matching its SHA-256, and codes that decode.
-// Every problem is a *FormatError (matching ErrFormat). The file is read once, into memory that
-// the signature's tensors then use.
+// (running statistics included) present with the declared type and shape and matching its
+// SHA-256, and codes that decode. Every problem is a *FormatError (matching ErrFormat). The file
+// is read once, into memory that the signature's tensors then use.
 func Read(path string) (*Signature, error) {
 	data, err := readFile(path)
 	if err != nil {
@@ -477,6 +485,9 @@ func Read(path string) (*Signature, error) {
 			return nil, &FormatError{Path: path, Detail: fmt.Sprintf("tensor %q", t.Name), Err: err}
 		}
 	}
+	if err := s.loadStats(r, meta, ver, want, seen); err != nil {
+		return nil, err
+	}
 	for _, in := range infos {
 		if !want[in.Name] {
 			return nil, bad("stored tensor %q is not listed in the metadata", in.Name)
@@ -517,6 +528,21 @@ type stored struct {
 	infos map[string]safetensors.Info
 }
 
+// Info describes the stored tensor name.
+func (r *stored) Info(name string) (safetensors.Info, bool) {
+	in, ok := r.infos[name]
+	return in, ok
+}
+
+// ReadRaw returns the stored bytes of the tensor name (a view of the file's memory).
+func (r *stored) ReadRaw(name string) ([]byte, error) {
+	in, ok := r.infos[name]
+	if !ok {
+		return nil, fmt.Errorf("stored tensor %q is missing", name)
+	}
+	return r.data[in.Offset : in.Offset+in.Size : in.Offset+in.Size], nil
+}
+
 // load reads t's stored data from r, checks it and marks the stored names in want.
 func (s *Signature) load(r *stored, t *Tensor, want map[string]bool) error {
 	n := t.Elements()
@@ -528,14 +554,14 @@ func (s *Signature) load(r *stored, t *Tensor, want map[string]bool) error {
 	}
 	get := func(name string, dt tensor.DType, shape []int64) ([]byte, error) {
 		want[name] = true
-		in, ok := r.infos[name]
+		in, ok := r.Info(name)
 		if !ok {
 			return nil, fmt.Errorf("stored tensor %q is missing", name)
 		}
 		if in.DType != dt || fmt.Sprint(in.Shape) != fmt.Sprint(shape) {
 			return nil, fmt.Errorf("stored tensor %q is %s %v, want %s %v", name, in.DType, in.Shape, dt, shape)
 		}
-		return r.data[in.Offset : in.Offset+in.Size : in.Offset+in.Size], nil
+		return r.ReadRaw(name)
 	}
 	if s.Spec.Codec == quant.None {
 		if !t.DType.Writable() {

@@ -189,7 +189,7 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 	}
 	var s scratch
 	defer s.release()
-	p, err := makePlan(ctx, model, sigs, &s)
+	p, err := makePlan(ctx, model, sigs, opts.BNStats, &s)
 	if err != nil {
 		return nil, err
 	}
