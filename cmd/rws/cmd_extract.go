@@ -47,15 +47,15 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // describeSignature explains signature files for rws inspect.
-func describeSignature(path string, meta map[string]string) (string, bool) {
+func describeSignature(path string, meta map[string]string) (string, bool, error) {
 	if !signature.IsSignature(meta) {
-		return "", false
+		return "", false, nil
 	}
 	d, err := signature.Describe(path)
 	if err != nil {
-		return "cannot read the signature: " + err.Error(), true
+		return "cannot read the signature: " + err.Error(), true, err
 	}
-	return d.String(), true
+	return d.String(), true, nil
 }
 
 // commandLine records a command as the user could retype it.

@@ -57,19 +57,19 @@ leaves none of them behind.`,
 }
 
 // describePatches lists, for rws inspect, the patches a model carries (metadata and sidecar).
-func describePatches(path string, meta map[string]string) (string, bool) {
+func describePatches(path string, meta map[string]string) (string, bool, error) {
 	if signature.IsSignature(meta) {
-		return "", false
+		return "", false, nil
 	}
 	if _, err := os.Stat(path + signature.UndoSuffix); meta[signature.MetaPatch] == "" && err != nil {
-		return "", false
+		return "", false, nil
 	}
 	h, err := signature.History(path)
 	if err != nil {
-		return "cannot read the patch history: " + err.Error(), true
+		return "cannot read the patch history: " + err.Error(), true, err
 	}
 	if len(h) == 0 {
-		return "", false
+		return "", false, nil
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "patched %d times (oldest first; rws unpatch removes the last):", len(h))
@@ -91,7 +91,7 @@ func describePatches(path string, meta map[string]string) (string, bool) {
 			fmt.Fprintf(&b, " (batch-norm statistics replaced: %s)", strings.Join(stats, ", "))
 		}
 	}
-	return b.String(), true
+	return b.String(), true, nil
 }
 
 func runPatch(ctx context.Context, a *app, args []string) error {
