@@ -123,33 +123,55 @@ func shardedID(ids []string) string {
 // part is what a sharded patch applies to one shard: the part of every signature that the shard
 // stores.
 type part struct {
-	sigs []Applied
-	from []int // index in the signatures given of each part's signature
+	sigs  []Applied
+	from  []int // index in the signatures given of each part's signature
+	stats bool  // some of its signatures carry running statistics to blend in
 }
 
 // split cuts the signatures into the parts each shard stores; every tensor must be in the
-// checkpoint (matchTerms). It returns the parts and the shards they go to, sorted.
-func (sh *shards) split(sigs []Applied) (map[string]*part, []string, error) {
+// checkpoint (matchTerms), and so must the running statistics that policy blends in
+// (matchStats). It returns the parts, the shards they go to, sorted, and whether statistics are
+// blended in.
+func (sh *shards) split(sigs []Applied, policy StatsPolicy) (map[string]*part, []string, bool, error) {
 	if len(sigs) == 0 {
-		return nil, nil, fmt.Errorf("signature: no signature to apply")
+		return nil, nil, false, fmt.Errorf("signature: no signature to apply")
 	}
-	if _, err := matchTerms(sh.r, sh.index, sigs); err != nil {
-		return nil, nil, err
+	terms, err := matchTerms(sh.r, sh.index, sigs)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	stats, err := matchStats(sh.r, sh.index, sigs, policy, terms)
+	if err != nil {
+		return nil, nil, false, err
 	}
 	parts := map[string]*part{}
 	for k, a := range sigs {
-		by := map[string][]*Tensor{}
-		for _, t := range a.Sig.Tensors {
-			by[sh.of[t.Name]] = append(by[sh.of[t.Name]], t)
+		by := map[string]*Signature{}
+		sub := func(f string) *Signature {
+			if by[f] == nil {
+				s := *a.Sig
+				s.Tensors, s.Stats = nil, nil
+				by[f] = &s
+			}
+			return by[f]
 		}
-		for f, ts := range by {
-			sub := *a.Sig
-			sub.Tensors = ts
+		for _, t := range a.Sig.Tensors {
+			s := sub(sh.of[t.Name])
+			s.Tensors = append(s.Tensors, t)
+		}
+		for _, st := range a.Sig.Stats {
+			if _, ok := stats[st.Name]; ok {
+				s := sub(sh.of[st.Name])
+				s.Stats = append(s.Stats, st)
+			}
+		}
+		for f, s := range by {
 			if parts[f] == nil {
 				parts[f] = &part{}
 			}
-			parts[f].sigs = append(parts[f].sigs, Applied{Sig: &sub, Alpha: a.Alpha})
+			parts[f].sigs = append(parts[f].sigs, Applied{Sig: s, Alpha: a.Alpha})
 			parts[f].from = append(parts[f].from, k)
+			parts[f].stats = parts[f].stats || len(s.Stats) > 0
 		}
 	}
 	var touched []string
@@ -158,12 +180,25 @@ func (sh *shards) split(sigs []Applied) (map[string]*part, []string, error) {
 			touched = append(touched, f)
 		}
 	}
-	return parts, touched, nil
+	return parts, touched, stats != nil, nil
 }
 
-// newReport starts the report of a sharded patch.
-func newReport(index string, sigs []Applied, opts PatchOptions) *PatchReport {
-	rep := &PatchReport{Model: index, Command: opts.Command, Signatures: make([]AppliedReport, len(sigs))}
+// options are the options of the patch of one shard: the statistics to blend in may lie in other
+// shards.
+func (p *part) options(opts PatchOptions) PatchOptions {
+	if !p.stats {
+		opts.BNStats = KeepStats
+	}
+	return opts
+}
+
+// newReport starts the report of a sharded patch; stats says whether it blends in running
+// statistics.
+func newReport(index string, sigs []Applied, opts PatchOptions, stats bool) *PatchReport {
+	rep := &PatchReport{Model: index, Command: opts.Command, Signatures: make([]AppliedReport, len(sigs)), BNStats: KeepStats}
+	if stats {
+		rep.BNStats = SignatureStats
+	}
 	for k, a := range sigs {
 		rep.Signatures[k] = AppliedReport{Name: a.Sig.Name, File: a.Sig.Path, SHA256: a.Sig.FileSHA256, Alpha: a.Alpha,
 			Variant: a.Sig.Variant, Codec: a.Sig.Spec.String(), Tensors: len(a.Sig.Tensors)}
@@ -178,6 +213,7 @@ func (rep *PatchReport) add(f string, r *PatchReport, p *part) {
 	rep.TouchedBytes += r.TouchedBytes
 	rep.UndoBytes += r.UndoBytes
 	for i, k := range p.from {
+		rep.Signatures[k].Stats = append(rep.Signatures[k].Stats, r.Signatures[i].Stats...)
 		if s := r.Signatures[i]; s.Transfer {
 			rep.Signatures[k].Transfer = true
 			rep.Signatures[k].Differ = append(rep.Signatures[k].Differ, s.Differ...)
@@ -212,7 +248,7 @@ func patchSharded(ctx context.Context, index, out string, sigs []Applied, opts P
 	}
 	defer sh.close()
 	// Every tensor must be found across the shards before anything is written.
-	parts, touched, err := sh.split(sigs)
+	parts, touched, stats, err := sh.split(sigs, opts.BNStats)
 	if err != nil {
 		return nil, err
 	}
@@ -228,14 +264,14 @@ func patchSharded(ctx context.Context, index, out string, sigs []Applied, opts P
 			return nil, fmt.Errorf("signature: shard %s of %s has %d in-place patches recorded in %s; unpatch them first (rws unpatch --in-place %s) or patch in place (--in-place)", f, index, len(recs), undoPath(filepath.Join(dir, f)), index)
 		}
 	}
-	rep = newReport(index, sigs, opts)
+	rep = newReport(index, sigs, opts, stats)
 	rep.Out = out
 	set := &SetPatch{Seq: h.depth() + 1, Shards: touched}
 	if set.ID, err = setID(sh, set.Seq, false, touched, sigs); err != nil {
 		return nil, err
 	}
 	rep.ID = set.ID
-	o, err := startOutput(out)
+	o, err := startOutput(out, opts.NoSync)
 	if err != nil {
 		return nil, err
 	}
@@ -254,11 +290,11 @@ func patchSharded(ctx context.Context, index, out string, sigs []Applied, opts P
 		}
 		p := parts[f]
 		if p == nil {
-			if err := copyShard(ctx, src, dst); err != nil {
+			if err := copyShard(ctx, src, dst, opts.NoSync); err != nil {
 				return nil, err
 			}
 		} else {
-			r, err := Patch(ctx, src, dst, p.sigs, sopts)
+			r, err := Patch(ctx, src, dst, p.sigs, p.options(sopts))
 			if err != nil {
 				return nil, err
 			}
@@ -307,7 +343,7 @@ func unpatchSharded(ctx context.Context, index, out string, opts UnpatchOptions)
 	if len(unpatch) == 0 {
 		return nil, fmt.Errorf("signature: %s: %w (none of its %d shards carries a patch record)", index, ErrNotPatched, len(sh.files))
 	}
-	o, err := startOutput(out)
+	o, err := startOutput(out, opts.NoSync)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +356,7 @@ func unpatchSharded(ctx context.Context, index, out string, opts UnpatchOptions)
 			return nil, err
 		}
 		if slices.Contains(unpatch, f) {
-			r, err := Unpatch(ctx, src, dst, UnpatchOptions{})
+			r, err := Unpatch(ctx, src, dst, UnpatchOptions{NoSync: opts.NoSync})
 			if err != nil {
 				return nil, err
 			}
@@ -331,12 +367,12 @@ func unpatchSharded(ctx context.Context, index, out string, opts UnpatchOptions)
 				entries = append(entries, r.Patch)
 			}
 		} else {
-			if err := copyShard(ctx, src, dst); err != nil {
+			if err := copyShard(ctx, src, dst, opts.NoSync); err != nil {
 				return nil, err
 			}
 			// The originals of older in-place patches go with the shard.
 			if _, err := os.Stat(undoPath(src)); err == nil {
-				if err := copyShard(ctx, undoPath(src), undoPath(dst)); err != nil {
+				if err := copyShard(ctx, undoPath(src), undoPath(dst), opts.NoSync); err != nil {
 					return nil, err
 				}
 			}
@@ -362,9 +398,9 @@ func unpatchSharded(ctx context.Context, index, out string, opts UnpatchOptions)
 	return rep, nil
 }
 
-// copyShard copies src to the new file dst atomically, in the kernel where it can, and checks
-// the size written.
-func copyShard(ctx context.Context, src, dst string) error {
+// copyShard copies src to the new file dst atomically (synced unless noSync), in the kernel where
+// it can, and checks the size written.
+func copyShard(ctx context.Context, src, dst string, noSync bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -377,7 +413,7 @@ func copyShard(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
-	f, err := atomicfile.Create(dst, atomicfile.Options{})
+	f, err := atomicfile.Create(dst, atomicfile.Options{NoSync: noSync})
 	if err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}

@@ -185,6 +185,7 @@ func mergeEntries(e PatchEntry, parts []PatchEntry) PatchEntry {
 			if !ok {
 				index[key] = len(e.Signatures)
 				s.Differ = append([]string(nil), s.Differ...)
+				s.Stats = append([]string(nil), s.Stats...)
 				e.Signatures = append(e.Signatures, s)
 				continue
 			}
@@ -192,6 +193,7 @@ func mergeEntries(e PatchEntry, parts []PatchEntry) PatchEntry {
 			m.Tensors += s.Tensors
 			m.Transfer = m.Transfer || s.Transfer
 			m.Differ = append(m.Differ, s.Differ...)
+			m.Stats = append(m.Stats, s.Stats...)
 		}
 	}
 	return e

@@ -10,21 +10,21 @@ import (
 	"github.com/rws-project/rws/internal/atomicfile"
 )
 
-// writeJournal writes a sharded journal for the operation j on index, synced; one that exists is
-// an error (recovery runs first).
-func writeJournal(index string, j shardedJournal) error {
-	if err := atomicfile.WriteFile(journalPath(index), []byte(marshal(j)+"\n"), atomicfile.Options{}); err != nil {
+// writeJournal writes a sharded journal for the operation j on index, synced unless noSync; one
+// that exists is an error (recovery runs first).
+func writeJournal(index string, j shardedJournal, noSync bool) error {
+	if err := atomicfile.WriteFile(journalPath(index), []byte(marshal(j)+"\n"), atomicfile.Options{NoSync: noSync}); err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
 	return nil
 }
 
 // endJournal removes the sharded journal of index once its operation is committed.
-func endJournal(index string) error {
+func endJournal(index string, noSync bool) error {
 	if err := os.Remove(journalPath(index)); err != nil {
 		return err
 	}
-	return atomicfile.SyncDir(filepath.Dir(index))
+	return syncDir(filepath.Dir(index), noSync)
 }
 
 // patchShardedInPlace is PatchInPlace for a sharded checkpoint: each shard that stores some of
@@ -45,7 +45,7 @@ func patchShardedInPlace(ctx context.Context, index string, sigs []Applied, opts
 		return nil, err
 	}
 	defer sh.close()
-	parts, touched, err := sh.split(sigs)
+	parts, touched, stats, err := sh.split(sigs, opts.BNStats)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func patchShardedInPlace(ctx context.Context, index string, sigs []Applied, opts
 	if err != nil {
 		return nil, err
 	}
-	rep = newReport(index, sigs, opts)
+	rep = newReport(index, sigs, opts, stats)
 	rep.InPlace = true
 	set := &SetPatch{Seq: h.depth() + 1, Shards: touched}
 	if set.ID, err = setID(sh, set.Seq, true, touched, sigs); err != nil {
@@ -78,7 +78,7 @@ func patchShardedInPlace(ctx context.Context, index string, sigs []Applied, opts
 	}
 	j := newJournal(opPatch)
 	j.ID, j.Shards = set.ID, touched
-	if err := writeJournal(index, j); err != nil {
+	if err := writeJournal(index, j, opts.NoSync); err != nil {
 		return nil, err
 	}
 	if crashAt("set journal") {
@@ -87,7 +87,7 @@ func patchShardedInPlace(ctx context.Context, index string, sigs []Applied, opts
 	sopts := opts
 	sopts.set = set
 	for i, f := range touched {
-		r, err := PatchInPlace(ctx, filepath.Join(dir, f), parts[f].sigs, sopts)
+		r, err := PatchInPlace(ctx, filepath.Join(dir, f), parts[f].sigs, parts[f].options(sopts))
 		if errors.Is(err, errCrash) {
 			return nil, err
 		}
@@ -102,7 +102,7 @@ func patchShardedInPlace(ctx context.Context, index string, sigs []Applied, opts
 			return nil, errCrash
 		}
 	}
-	if err := endJournal(index); err != nil {
+	if err := endJournal(index, opts.NoSync); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -111,7 +111,7 @@ func patchShardedInPlace(ctx context.Context, index string, sigs []Applied, opts
 // unpatchShardedInPlace is UnpatchInPlace for a sharded checkpoint: it removes the newest sharded
 // patch, which must have been made in place, from every shard that carries it, crash-safe like
 // patchShardedInPlace (an interrupted unpatch is completed).
-func unpatchShardedInPlace(ctx context.Context, index string) (*UnpatchReport, error) {
+func unpatchShardedInPlace(ctx context.Context, index string, opts UnpatchOptions) (*UnpatchReport, error) {
 	unlock, err := lockIndex(index)
 	if err != nil {
 		return nil, err
@@ -174,7 +174,7 @@ func unpatchShardedInPlace(ctx context.Context, index string) (*UnpatchReport, e
 	}
 	j := newJournal(opUnpatch)
 	j.ID, j.Shards = top.ID, top.Shards
-	if err := writeJournal(index, j); err != nil {
+	if err := writeJournal(index, j, opts.NoSync); err != nil {
 		return nil, err
 	}
 	if crashAt("set journal") {
@@ -186,7 +186,7 @@ func unpatchShardedInPlace(ctx context.Context, index string) (*UnpatchReport, e
 	}
 	for i, f := range top.Shards {
 		// Once the journal is written the unpatch is completed, interrupted or not.
-		r, err := unpatchInPlace(context.WithoutCancel(ctx), filepath.Join(dir, f), recIDs[f])
+		r, err := unpatchInPlace(context.WithoutCancel(ctx), filepath.Join(dir, f), recIDs[f], opts)
 		if errors.Is(err, errCrash) {
 			return nil, err
 		}
@@ -199,7 +199,7 @@ func unpatchShardedInPlace(ctx context.Context, index string) (*UnpatchReport, e
 			return nil, errCrash
 		}
 	}
-	if err := endJournal(index); err != nil {
+	if err := endJournal(index, opts.NoSync); err != nil {
 		return nil, err
 	}
 	return rep, nil

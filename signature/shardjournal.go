@@ -275,7 +275,7 @@ func removeSetPatch(shard, id, index string) error {
 		if k != len(recs)-1 {
 			return fmt.Errorf("signature: %s: the patch of sharded patch %s lies under patch %s, made on the shard alone; remove that first (rws unpatch --in-place %s), then run rws on %s again", shard, id, recs[len(recs)-1].ID, shard, index)
 		}
-		_, err := unpatchInPlace(context.Background(), shard, rec.ID)
+		_, err := unpatchInPlace(context.Background(), shard, rec.ID, UnpatchOptions{})
 		return err
 	}
 	return nil
@@ -288,14 +288,15 @@ type shardedOut struct {
 	journal *os.File // locked while the output is written
 	staging string
 	files   []string // staged, relative to dir
+	noSync  bool     // skip the fsyncs (PatchOptions.NoSync)
 	// committed is set once the staging folder is renamed: the output is then completed, never
 	// removed.
 	committed bool
 }
 
 // startOutput starts writing the sharded output index: it creates its journal, locked, and the
-// staging folder.
-func startOutput(index string) (*shardedOut, error) {
+// staging folder. noSync skips the fsyncs of the journal and of the commit.
+func startOutput(index string, noSync bool) (*shardedOut, error) {
 	jp := journalPath(index)
 	f, err := os.OpenFile(jp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, os.ErrExist) {
@@ -304,7 +305,7 @@ func startOutput(index string) (*shardedOut, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
-	o := &shardedOut{index: index, dir: filepath.Dir(index), journal: f, staging: stagingPath(index)}
+	o := &shardedOut{index: index, dir: filepath.Dir(index), journal: f, staging: stagingPath(index), noSync: noSync}
 	fail := func(err error) (*shardedOut, error) {
 		f.Close()
 		os.Remove(jp)
@@ -316,10 +317,12 @@ func startOutput(index string) (*shardedOut, error) {
 	if _, err := f.WriteString(marshal(newJournal(opWrite)) + "\n"); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if !noSync {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
-	if err := atomicfile.SyncDir(o.dir); err != nil {
+	if err := syncDir(o.dir, noSync); err != nil {
 		return fail(err)
 	}
 	for _, p := range []string{o.staging, commitPath(index)} {
@@ -360,7 +363,7 @@ func (o *shardedOut) stageDirs(name string) error {
 // checkpoint, whose stale sidecars and journals from an earlier output go.
 func (o *shardedOut) commit(raw []byte, shards []string) error {
 	name := filepath.Base(o.index)
-	if err := atomicfile.WriteFile(o.path(name), raw, atomicfile.Options{}); err != nil {
+	if err := atomicfile.WriteFile(o.path(name), raw, atomicfile.Options{NoSync: o.noSync}); err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
 	r, err := safetensors.Open(o.path(name))
@@ -381,7 +384,7 @@ func (o *shardedOut) commit(raw []byte, shards []string) error {
 			}
 		}
 	}
-	if err := atomicfile.WriteFile(o.path(manifestName), []byte(marshal(m)+"\n"), atomicfile.Options{}); err != nil {
+	if err := atomicfile.WriteFile(o.path(manifestName), []byte(marshal(m)+"\n"), atomicfile.Options{NoSync: o.noSync}); err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
 	if crashAt("staged") {
@@ -391,19 +394,19 @@ func (o *shardedOut) commit(raw []byte, shards []string) error {
 		return fmt.Errorf("signature: %w", err)
 	}
 	o.committed = true
-	if err := atomicfile.SyncDir(o.dir); err != nil {
+	if err := syncDir(o.dir, o.noSync); err != nil {
 		return fmt.Errorf("signature: %w (the next rws command on %s completes the output)", err, o.index)
 	}
 	if crashAt("commit") {
 		return errCrash
 	}
-	if _, err := rollForward(o.index); err != nil {
+	if _, err := rollForward(o.index, o.noSync); err != nil {
 		return fmt.Errorf("%w (the next rws command on %s completes the output)", err, o.index)
 	}
 	if err := os.Remove(journalPath(o.index)); err != nil {
 		return err
 	}
-	return atomicfile.SyncDir(o.dir)
+	return syncDir(o.dir, o.noSync)
 }
 
 // finish ends the write, err being its outcome: before the commit, a failure removes the staged
@@ -412,20 +415,20 @@ func (o *shardedOut) finish(err error) {
 	if err != nil && !o.committed && !errors.Is(err, errCrash) {
 		os.RemoveAll(o.staging)
 		os.Remove(journalPath(o.index))
-		atomicfile.SyncDir(o.dir)
+		syncDir(o.dir, o.noSync)
 	}
 	o.journal.Close()
 }
 
 // rollForward moves the files of the committed output index from its commit folder into place,
-// the index last, and removes the folder. It may be run again after a crash. It returns how
-// many files it moved.
-func rollForward(index string) (int, error) {
+// the index last, and removes the folder, syncing the folder unless noSync. It may be run again
+// after a crash. It returns how many files it moved.
+func rollForward(index string, noSync bool) (int, error) {
 	cdir := commitPath(index)
 	m, err := readShardedJournal(filepath.Join(cdir, manifestName))
 	if errors.Is(err, os.ErrNotExist) {
 		// The manifest goes once every file is moved: what is left are empty folders.
-		return 0, removeEmpty(cdir)
+		return 0, removeEmpty(cdir, noSync)
 	}
 	if err != nil {
 		return 0, err
@@ -474,23 +477,24 @@ func rollForward(index string) (int, error) {
 			return moved, err
 		}
 	}
-	if err := atomicfile.SyncDir(dir); err != nil {
+	if err := syncDir(dir, noSync); err != nil {
 		return moved, err
 	}
 	if err := move(name); err != nil {
 		return moved, err
 	}
-	if err := atomicfile.SyncDir(dir); err != nil {
+	if err := syncDir(dir, noSync); err != nil {
 		return moved, err
 	}
 	if err := os.Remove(filepath.Join(cdir, manifestName)); err != nil {
 		return moved, err
 	}
-	return moved, removeEmpty(cdir)
+	return moved, removeEmpty(cdir, noSync)
 }
 
-// removeEmpty removes the folder dir, which must hold nothing but empty folders, if it exists.
-func removeEmpty(dir string) error {
+// removeEmpty removes the folder dir, which must hold nothing but empty folders, if it exists,
+// and syncs its parent unless noSync.
+func removeEmpty(dir string, noSync bool) error {
 	var dirs []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -513,7 +517,7 @@ func removeEmpty(dir string) error {
 			return err
 		}
 	}
-	return atomicfile.SyncDir(filepath.Dir(dir))
+	return syncDir(filepath.Dir(dir), noSync)
 }
 
 // recoverOutput finishes an interrupted write of the sharded output index: a committed output
@@ -541,7 +545,7 @@ func recoverOutput(index string) (string, error) {
 	}
 	var did string
 	if _, err := os.Lstat(commitPath(index)); err == nil {
-		n, err := rollForward(index)
+		n, err := rollForward(index, false)
 		if err != nil {
 			return "", fmt.Errorf("signature: completing the interrupted output %s: %w", index, err)
 		}

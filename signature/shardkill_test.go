@@ -133,7 +133,7 @@ func TestKillSharded(t *testing.T) {
 		}
 		t.Logf("states after %d kills (depth, recovery): %v", rounds, seen)
 		for range 2 {
-			UnpatchInPlace(ctx, index)
+			UnpatchInPlace(ctx, index, UnpatchOptions{})
 		}
 		if k, ok := states[key(snap(t, filepath.Dir(index)).settled())]; !ok || k != 0 {
 			t.Fatal("unpatching everything did not give back the checkpoint")
@@ -181,7 +181,7 @@ func killShardedChild(mode string) {
 			case len(h) == 1 && i%2 == 0:
 				_, err = PatchInPlace(ctx, index, []Applied{{c, 1}}, PatchOptions{})
 			default:
-				_, err = UnpatchInPlace(ctx, index)
+				_, err = UnpatchInPlace(ctx, index, UnpatchOptions{})
 			}
 			fail(err)
 		}

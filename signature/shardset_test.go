@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rws-project/rws/internal/atomicfile"
 	"github.com/rws-project/rws/quant"
+	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
 )
 
@@ -124,19 +126,21 @@ var (
 func refused(s shardStep, why string) shardStep { s.refuse = why; return s }
 
 // TestShardedStacks patches sharded checkpoints of two and three shards in and out of place,
-// stacked, and checks that every unpatch gives back the folder as it was before the patch it
+// stacked (with and without fsyncs), and checks that every unpatch gives back the folder as it was before the patch it
 // removes, byte for byte (undo sidecars included), and that what is refused changes nothing.
 func TestShardedStacks(t *testing.T) {
 	dir := t.TempDir()
 	f, sigs := shardSigs(t, dir)
 	layouts := []struct {
-		name  string
-		shard func(string) string
-		f16   []string
+		name   string
+		shard  func(string) string
+		f16    []string
+		noSync bool
 	}{
-		{"2 shards", twoShards, nil},
-		{"3 shards", shardOf, nil},
-		{"3 shards, one F16", shardOf, []string{"model-00003-of-00003.safetensors"}},
+		{"2 shards", twoShards, nil, false},
+		{"3 shards", shardOf, nil, false},
+		{"3 shards, one F16", shardOf, []string{"model-00003-of-00003.safetensors"}, false},
+		{"3 shards, no sync", shardOf, nil, true},
 	}
 	cases := []struct {
 		name  string
@@ -179,13 +183,13 @@ func TestShardedStacks(t *testing.T) {
 					var err error
 					switch {
 					case st.op == "patch" && st.inPlace:
-						_, err = PatchInPlace(ctx, cur, applied, PatchOptions{})
+						_, err = PatchInPlace(ctx, cur, applied, PatchOptions{NoSync: l.noSync})
 					case st.op == "patch":
-						_, err = Patch(ctx, cur, out, applied, PatchOptions{})
+						_, err = Patch(ctx, cur, out, applied, PatchOptions{NoSync: l.noSync})
 					case st.inPlace:
-						_, err = UnpatchInPlace(ctx, cur)
+						_, err = UnpatchInPlace(ctx, cur, UnpatchOptions{NoSync: l.noSync})
 					default:
-						_, err = Unpatch(ctx, cur, out, UnpatchOptions{})
+						_, err = Unpatch(ctx, cur, out, UnpatchOptions{NoSync: l.noSync})
 					}
 					if st.refuse != "" {
 						if err == nil || !strings.Contains(err.Error(), st.refuse) {
@@ -272,7 +276,7 @@ func TestShardedReports(t *testing.T) {
 		e.Signatures[0].Tensors != rep.Signatures[0].Tensors || e.Command != "test" {
 		t.Errorf("history entry %+v does not describe the patch %+v", e, rep)
 	}
-	urep, err := UnpatchInPlace(ctx, index)
+	urep, err := UnpatchInPlace(ctx, index, UnpatchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +317,7 @@ func TestShardedRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, try := range []func() error{
-		func() error { _, err := UnpatchInPlace(ctx, index); return err },
+		func() error { _, err := UnpatchInPlace(ctx, index, UnpatchOptions{}); return err },
 		func() error { _, err := Unpatch(ctx, index, outIn("alone-out"), UnpatchOptions{}); return err },
 	} {
 		err := try()
@@ -325,10 +329,10 @@ func TestShardedRefusals(t *testing.T) {
 		t.Errorf("refused unpatch left %v", left)
 	}
 	// Removing the shard's own patch makes the sharded one removable again.
-	if _, err := UnpatchInPlace(ctx, shard); err != nil {
+	if _, err := UnpatchInPlace(ctx, shard, UnpatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := UnpatchInPlace(ctx, index); err != nil {
+	if _, err := UnpatchInPlace(ctx, index, UnpatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -337,7 +341,7 @@ func TestShardedRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, try := range []func() error{
-		func() error { _, err := UnpatchInPlace(ctx, index); return err },
+		func() error { _, err := UnpatchInPlace(ctx, index, UnpatchOptions{}); return err },
 		func() error { _, err := Unpatch(ctx, index, outIn("alone-out"), UnpatchOptions{}); return err },
 	} {
 		err := try()
@@ -348,7 +352,7 @@ func TestShardedRefusals(t *testing.T) {
 	if left := dirFiles(t, filepath.Join(dir, "alone-out")); len(left) > 0 {
 		t.Errorf("refused unpatch left %v", left)
 	}
-	if _, err := UnpatchInPlace(ctx, shard); err != nil {
+	if _, err := UnpatchInPlace(ctx, shard, UnpatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -438,7 +442,7 @@ func TestShardedCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	sA := snap(t, filepath.Dir(ref))
-	if _, err := UnpatchInPlace(ctx, ref); err != nil {
+	if _, err := UnpatchInPlace(ctx, ref, UnpatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := PatchInPlace(ctx, ref, []Applied{{sigs["c"], 1}}, PatchOptions{}); err != nil {
@@ -511,7 +515,7 @@ func TestShardedCrash(t *testing.T) {
 				}
 			}
 			crashHook = crashOn(pt.step, pt.nth)
-			_, err := UnpatchInPlace(ctx, index)
+			_, err := UnpatchInPlace(ctx, index, UnpatchOptions{})
 			crashHook = nil
 			if !errors.Is(err, errCrash) {
 				t.Fatalf("%s: err = %v, want the simulated crash", name, err)
@@ -676,5 +680,46 @@ func TestShardedForce(t *testing.T) {
 	}
 	if d := snap(t, filepath.Dir(o)).diff(snap(t, filepath.Dir(plain))); d != "" {
 		t.Errorf("the replaced output is not the new one: %s", d)
+	}
+}
+
+// TestShardedInPlaceStats checks SignatureStats on a sharded checkpoint patched in place: every
+// tensor holds what the single-file patch writes, and the unpatch gives back every file.
+func TestShardedInPlaceStats(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	f := makeFamily(t, dir, smallCNN, tensor.F32, 1)
+	// With statistics: features.0 and .1 (shard 2); without: features.7 (shard 3).
+	a := writeSig(t, mustExtract(t, ExtractOptions{Init: f.init, Clean: f.clean, Robust: f.robust, Layers: "first:1", BNStats: true}), filepath.Join(dir, "a.rws"))
+	b := writeSig(t, mustExtract(t, ExtractOptions{Init: f.init, Clean: f.clean, Robust: f.robust, Layers: "features.7"}), filepath.Join(dir, "b.rws"))
+	applied := []Applied{{a, 0.5}, {b, 1}}
+	single := filepath.Join(dir, "single.safetensors")
+	if _, err := Patch(ctx, f.clean, single, applied, PatchOptions{BNStats: SignatureStats}); err != nil {
+		t.Fatal(err)
+	}
+	index := writeSharded(t, f.clean, filepath.Join(dir, "in"))
+	before := snap(t, filepath.Dir(index))
+	rep, err := PatchInPlace(ctx, index, applied, PatchOptions{BNStats: SignatureStats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BNStats != SignatureStats || len(rep.Signatures[0].Stats) == 0 || len(rep.Signatures[1].Stats) != 0 {
+		t.Errorf("report: policy %q, statistics replaced %v and %v", rep.BNStats, rep.Signatures[0].Stats, rep.Signatures[1].Stats)
+	}
+	r, err := safetensors.Open(single)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, in := range r.Tensors() {
+		if !bytes.Equal(rawTensor(t, single, in.Name), rawTensor(t, index, in.Name)) {
+			t.Errorf("tensor %q differs from the single-file patch", in.Name)
+		}
+	}
+	if _, err := UnpatchInPlace(ctx, index, UnpatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := snap(t, filepath.Dir(index)).diff(before); d != "" {
+		t.Errorf("after the unpatch: %s", d)
 	}
 }
