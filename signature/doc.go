@@ -78,4 +78,17 @@
 // touched tensors in a sidecar, MODEL.rws-undo; a journal (MODEL.rws-journal, written and synced
 // before the model is touched) makes it crash-safe, and Recover completes or rolls back an
 // interrupted operation. UnpatchInPlace and Unpatch take the newest in-place patch first.
+//
+// # Sharded checkpoints
+//
+// A sharded checkpoint (NAME.safetensors.index.json and its shards) is patched shard by shard
+// with the single-file machinery above; the index is never changed. Every shard a sharded patch
+// changes records it with its own patch (SetPatch: an id shared by those shards, the patch's place
+// in the checkpoint's history, and the shards changed), so the shards tell together which sharded
+// patch is the newest, and Unpatch and UnpatchInPlace remove exactly that one from every shard it
+// changed, for any stack of patches in and out of place. Several files cannot be replaced by one
+// rename, so an in-place patch or unpatch keeps a journal beside the index, INDEX.rws-journal,
+// and an output is staged in a hidden folder beside it and moved into place after a commit
+// rename; Recover of the index rolls back, completes, or removes what a crash interrupted
+// (shardjournal.go describes the journal and the recovery rules).
 package signature

@@ -185,8 +185,13 @@ func Recover(model string) error {
 }
 
 // RecoverReport is Recover that says what it did: "", "rolled back patch ID",
-// "completed patch ID", or "completed unpatch ID".
+// "completed patch ID", or "completed unpatch ID". For a sharded checkpoint (an index) it also
+// rolls back an in-place sharded patch, completes an unpatch, and removes or completes an
+// output whose writing was interrupted (see shardjournal.go).
 func RecoverReport(model string) (string, error) {
+	if isIndex(model) {
+		return recoverSharded(model)
+	}
 	if _, err := os.Stat(journalPath(model)); errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -310,10 +315,11 @@ func restoreInPlace(model string, side *sidecar, i int, s *scratch, noSync bool)
 // kill at any point leaves the old or the new model, and the next Recover (which every function
 // here runs first) rolls back an unfinished patch. The committed journal becomes the undo sidecar
 // MODEL.rws-undo, which UnpatchInPlace and Unpatch use. The header, and so the metadata, is left
-// as it is.
+// as it is. A model ending in .index.json is patched shard by shard, the whole crash-safe through
+// a journal beside the index (patchShardedInPlace).
 func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchOptions) (*PatchReport, error) {
 	if isIndex(model) {
-		return nil, fmt.Errorf("signature: %s: %w", model, ErrShardedInPlace)
+		return patchShardedInPlace(ctx, model, sigs, opts)
 	}
 	unlock, err := lockModel(model)
 	if err != nil {
@@ -344,6 +350,7 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 	p.report.InPlace = true
 	p.report.Command = opts.Command
 	p.report.ID = p.planID(depth)
+	p.set = opts.set
 	rec := sideRecord{ID: p.report.ID, Patch: p.entry(), ModelBytes: p.size, HeaderSHA256: hexSHA256(p.header)}
 	j := &sidecar{data: map[string][]byte{}}
 	for _, t := range p.touched {
@@ -450,11 +457,18 @@ func topRecord(model string, side *sidecar) (sideRecord, int64, error) {
 
 // UnpatchInPlace removes the newest in-place patch of model, writing back the original bytes of
 // the tensors it changed. It is crash-safe like PatchInPlace (an interrupted unpatch is completed
-// by the next Recover).
+// by the next Recover). For a model ending in .index.json it removes the newest sharded patch,
+// which must have been made in place, from every shard it changed.
 func UnpatchInPlace(ctx context.Context, model string, opts UnpatchOptions) (*UnpatchReport, error) {
 	if isIndex(model) {
-		return nil, fmt.Errorf("signature: %s: %w", model, ErrShardedInPlace)
+		return unpatchShardedInPlace(ctx, model, opts)
 	}
+	return unpatchInPlace(ctx, model, "", opts)
+}
+
+// unpatchInPlace is UnpatchInPlace of a single file; an id other than "" must be that of the
+// newest in-place patch, which is refused otherwise.
+func unpatchInPlace(ctx context.Context, model, id string, opts UnpatchOptions) (*UnpatchReport, error) {
 	unlock, err := lockModel(model)
 	if err != nil {
 		return nil, err
@@ -487,6 +501,9 @@ func UnpatchInPlace(ctx context.Context, model string, opts UnpatchOptions) (*Un
 	}
 	if loadErr != nil {
 		return nil, loadErr
+	}
+	if id != "" && rec.ID != id {
+		return nil, fmt.Errorf("signature: %s: its newest in-place patch is %s, not %s", model, rec.ID, id)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -118,6 +118,7 @@ type plan struct {
 	infos     []safetensors.Info // every tensor, in storage order
 	touched   []*touch           // in storage order
 	report    *PatchReport
+	set       *SetPatch // recorded with the entry: the sharded patch this one is part of
 }
 
 // readHeader returns the raw 8-byte length and JSON header of a single-file checkpoint.
@@ -415,12 +416,17 @@ type PatchEntry struct {
 	Tensors    []string        `json:"tensors"`
 	Command    string          `json:"command,omitempty"`
 	InPlace    bool            `json:"in_place,omitempty"`
+	// Set, in the history of a shard, ties the entry to the patch of its sharded checkpoint.
+	Set *SetPatch `json:"set,omitempty"`
 }
 
 // History lists the patches applied to the single-file model at path, oldest first: those
 // recorded in its metadata (out of place), then those in its undo sidecar (in place). A model
-// never patched has none.
+// never patched has none. For a sharded checkpoint (an index) it lists its sharded patches.
 func History(path string) ([]PatchEntry, error) {
+	if isIndex(path) {
+		return shardedHistory(path)
+	}
 	r, err := safetensors.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
@@ -459,7 +465,7 @@ func (p *plan) planID(depth int) string {
 
 func (p *plan) entry() PatchEntry {
 	return PatchEntry{ID: p.report.ID, Signatures: p.report.Signatures, Tensors: p.report.Tensors, Command: p.report.Command,
-		InPlace: p.report.InPlace}
+		InPlace: p.report.InPlace, Set: p.set}
 }
 
 // PatchOptions controls Patch and PatchInPlace.
@@ -475,6 +481,8 @@ type PatchOptions struct {
 	// failure or an OS crash soon after may lose the output, or leave an in-place patch that
 	// the journal cannot roll back.
 	NoSync bool
+	// set is recorded with the patch of each shard of a sharded patch.
+	set *SetPatch
 }
 
 // syncDir is atomicfile.SyncDir unless noSync is set.

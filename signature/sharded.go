@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,9 +17,10 @@ import (
 	"github.com/rws-project/rws/safetensors"
 )
 
-// ErrShardedInPlace is returned by PatchInPlace and UnpatchInPlace for a sharded checkpoint: those
-// are patched and unpatched out of place only.
-var ErrShardedInPlace = errors.New("in-place patching of a sharded checkpoint is not supported; patch it out of place (-o OUTDIR/NAME.safetensors.index.json)")
+// ErrShardedInPlace is wrapped when an operation on one safetensors file is given a sharded
+// checkpoint. (Its name is that of the time when sharded checkpoints were patched out of place
+// only; PatchInPlace and UnpatchInPlace now take them through their index.)
+var ErrShardedInPlace = errors.New("a sharded checkpoint is patched through its index (NAME.safetensors.index.json), not shard by shard here")
 
 // isIndex reports whether path names a sharded checkpoint by its index, as safetensors.Open
 // tells them apart.
@@ -108,7 +110,8 @@ func (sh *shards) outputs(out string) []string {
 	return append(ps, out)
 }
 
-// shardedID is the identifier of a sharded patch: a digest of its shards' patch identifiers.
+// shardedID is the identifier of a patch of an rws that recorded no sharded history: a digest of
+// its shards' patch identifiers.
 func shardedID(ids []string) string {
 	h := sha256.New()
 	for _, id := range ids {
@@ -117,50 +120,29 @@ func shardedID(ids []string) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// cleanup removes the files of a sharded output written so far, unless the operation succeeded.
-type cleanup struct {
-	written []string
-	ok      bool
+// part is what a sharded patch applies to one shard: the part of every signature that the shard
+// stores.
+type part struct {
+	sigs  []Applied
+	from  []int // index in the signatures given of each part's signature
+	stats bool  // some of its signatures carry running statistics to blend in
 }
 
-func (c *cleanup) done(path string) { c.written = append(c.written, path) }
-
-func (c *cleanup) run() {
-	if c.ok {
-		return
-	}
-	for _, p := range c.written {
-		os.Remove(p)
-	}
-}
-
-// patchSharded is Patch for a sharded checkpoint (see Patch).
-func patchSharded(ctx context.Context, index, out string, sigs []Applied, opts PatchOptions) (*PatchReport, error) {
+// split cuts the signatures into the parts each shard stores; every tensor must be in the
+// checkpoint (matchTerms), and so must the running statistics that policy blends in
+// (matchStats). It returns the parts, the shards they go to, sorted, and whether statistics are
+// blended in.
+func (sh *shards) split(sigs []Applied, policy StatsPolicy) (map[string]*part, []string, bool, error) {
 	if len(sigs) == 0 {
-		return nil, fmt.Errorf("signature: no signature to apply")
+		return nil, nil, false, fmt.Errorf("signature: no signature to apply")
 	}
-	sh, err := openShards(index)
+	terms, err := matchTerms(sh.r, sh.index, sigs)
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
-	defer sh.close()
-	if err := sh.checkOut(out, opts.Force); err != nil {
-		return nil, err
-	}
-	// Every tensor must be found across the shards before anything is written.
-	terms, err := matchTerms(sh.r, index, sigs)
+	stats, err := matchStats(sh.r, sh.index, sigs, policy, terms)
 	if err != nil {
-		return nil, err
-	}
-	stats, err := matchStats(sh.r, index, sigs, opts.BNStats, terms)
-	if err != nil {
-		return nil, err
-	}
-	// Each shard gets the part of every signature that it stores.
-	type part struct {
-		sigs  []Applied
-		from  []int // index in sigs of each part's signature
-		stats bool  // some of its signatures carry running statistics to blend in
+		return nil, nil, false, err
 	}
 	parts := map[string]*part{}
 	for k, a := range sigs {
@@ -192,153 +174,233 @@ func patchSharded(ctx context.Context, index, out string, sigs []Applied, opts P
 			parts[f].stats = parts[f].stats || len(s.Stats) > 0
 		}
 	}
-	rep := &PatchReport{Model: index, Out: out, Command: opts.Command, Signatures: make([]AppliedReport, len(sigs)), BNStats: KeepStats}
-	if stats != nil {
+	var touched []string
+	for _, f := range sh.files {
+		if parts[f] != nil {
+			touched = append(touched, f)
+		}
+	}
+	return parts, touched, stats != nil, nil
+}
+
+// options are the options of the patch of one shard: the statistics to blend in may lie in other
+// shards.
+func (p *part) options(opts PatchOptions) PatchOptions {
+	if !p.stats {
+		opts.BNStats = KeepStats
+	}
+	return opts
+}
+
+// newReport starts the report of a sharded patch; stats says whether it blends in running
+// statistics.
+func newReport(index string, sigs []Applied, opts PatchOptions, stats bool) *PatchReport {
+	rep := &PatchReport{Model: index, Command: opts.Command, Signatures: make([]AppliedReport, len(sigs)), BNStats: KeepStats}
+	if stats {
 		rep.BNStats = SignatureStats
 	}
 	for k, a := range sigs {
 		rep.Signatures[k] = AppliedReport{Name: a.Sig.Name, File: a.Sig.Path, SHA256: a.Sig.FileSHA256, Alpha: a.Alpha,
 			Variant: a.Sig.Variant, Codec: a.Sig.Spec.String(), Tensors: len(a.Sig.Tensors)}
 	}
-	c := &cleanup{}
-	defer c.run()
-	var ids []string
+	return rep
+}
+
+// add counts the patch r of shard f, made with part p, into the report.
+func (rep *PatchReport) add(f string, r *PatchReport, p *part) {
+	rep.Shards = append(rep.Shards, f)
+	rep.Tensors = append(rep.Tensors, r.Tensors...)
+	rep.TouchedBytes += r.TouchedBytes
+	rep.UndoBytes += r.UndoBytes
+	for i, k := range p.from {
+		rep.Signatures[k].Stats = append(rep.Signatures[k].Stats, r.Signatures[i].Stats...)
+		if s := r.Signatures[i]; s.Transfer {
+			rep.Signatures[k].Transfer = true
+			rep.Signatures[k].Differ = append(rep.Signatures[k].Differ, s.Differ...)
+		}
+	}
+}
+
+// prepare recovers what an interrupted operation left of the sharded checkpoint index and of the
+// output out, opens the checkpoint and checks out (see checkOut).
+func prepare(index, out string, force bool) (*shards, error) {
+	for _, p := range []string{index, out} {
+		if _, err := recoverSharded(p); err != nil {
+			return nil, err
+		}
+	}
+	sh, err := openShards(index)
+	if err != nil {
+		return nil, err
+	}
+	if err := sh.checkOut(out, force); err != nil {
+		sh.close()
+		return nil, err
+	}
+	return sh, nil
+}
+
+// patchSharded is Patch for a sharded checkpoint (see Patch).
+func patchSharded(ctx context.Context, index, out string, sigs []Applied, opts PatchOptions) (rep *PatchReport, err error) {
+	sh, err := prepare(index, out, opts.Force)
+	if err != nil {
+		return nil, err
+	}
+	defer sh.close()
+	// Every tensor must be found across the shards before anything is written.
+	parts, touched, stats, err := sh.split(sigs, opts.BNStats)
+	if err != nil {
+		return nil, err
+	}
+	h, err := readShardHistory(sh)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(index)
 	for _, f := range sh.files {
-		src, dst := filepath.Join(filepath.Dir(index), f), filepath.Join(filepath.Dir(out), f)
+		if recs, err := sidecarRecords(filepath.Join(dir, f)); err != nil {
+			return nil, err
+		} else if len(recs) > 0 {
+			return nil, fmt.Errorf("signature: shard %s of %s has %d in-place patches recorded in %s; unpatch them first (rws unpatch --in-place %s) or patch in place (--in-place)", f, index, len(recs), undoPath(filepath.Join(dir, f)), index)
+		}
+	}
+	rep = newReport(index, sigs, opts, stats)
+	rep.Out = out
+	set := &SetPatch{Seq: h.depth() + 1, Shards: touched}
+	if set.ID, err = setID(sh, set.Seq, false, touched, sigs); err != nil {
+		return nil, err
+	}
+	rep.ID = set.ID
+	o, err := startOutput(out, opts.NoSync)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { o.finish(err) }()
+	sopts := opts
+	sopts.Force, sopts.set = false, set
+	for _, f := range sh.files {
+		src, dst := filepath.Join(dir, f), o.path(f)
 		st, err := os.Stat(src)
 		if err != nil {
 			return nil, fmt.Errorf("signature: %w", err)
 		}
 		rep.ModelBytes += st.Size()
-		p := parts[f]
-		if p == nil {
-			if err := copyShard(ctx, src, dst, opts.Force); err != nil {
-				return nil, err
-			}
-			c.done(dst)
-			continue
-		}
-		o := opts
-		if !p.stats {
-			o.BNStats = KeepStats // the statistics to blend in lie in other shards
-		}
-		r, err := Patch(ctx, src, dst, p.sigs, o)
-		if err != nil {
+		if err := o.stageDirs(f); err != nil {
 			return nil, err
 		}
-		c.done(dst)
-		ids = append(ids, r.ID)
-		rep.Shards = append(rep.Shards, f)
-		rep.Tensors = append(rep.Tensors, r.Tensors...)
-		rep.TouchedBytes += r.TouchedBytes
-		rep.UndoBytes += r.UndoBytes
-		for i, k := range p.from {
-			rep.Signatures[k].Stats = append(rep.Signatures[k].Stats, r.Signatures[i].Stats...)
-			if s := r.Signatures[i]; s.Transfer {
-				rep.Signatures[k].Transfer = true
-				rep.Signatures[k].Differ = append(rep.Signatures[k].Differ, s.Differ...)
+		p := parts[f]
+		if p == nil {
+			if err := copyShard(ctx, src, dst, opts.NoSync); err != nil {
+				return nil, err
 			}
+		} else {
+			r, err := Patch(ctx, src, dst, p.sigs, p.options(sopts))
+			if err != nil {
+				return nil, err
+			}
+			rep.add(f, r, p)
+		}
+		if err := o.stage(f); err != nil {
+			return nil, err
 		}
 	}
-	if err := writeIndex(out, sh.raw, opts.Force); err != nil {
+	if err := o.commit(sh.raw, sh.files); err != nil {
 		return nil, err
 	}
-	c.done(out)
-	rep.ID = shardedID(ids)
-	c.ok = true
 	return rep, nil
 }
 
 // unpatchSharded is Unpatch for a sharded checkpoint (see Unpatch).
-func unpatchSharded(ctx context.Context, index, out string, opts UnpatchOptions) (*UnpatchReport, error) {
-	sh, err := openShards(index)
+func unpatchSharded(ctx context.Context, index, out string, opts UnpatchOptions) (rep *UnpatchReport, err error) {
+	sh, err := prepare(index, out, opts.Force)
 	if err != nil {
 		return nil, err
 	}
 	defer sh.close()
-	if err := sh.checkOut(out, opts.Force); err != nil {
+	h, err := readShardHistory(sh)
+	if err != nil {
 		return nil, err
 	}
-	patched := map[string]bool{}
-	for _, f := range sh.files {
-		p := filepath.Join(filepath.Dir(index), f)
-		h, err := History(p)
-		if err != nil {
+	rep = &UnpatchReport{Model: index, Out: out}
+	var unpatch []string
+	var legacyIDs []string
+	var top *shardedPatch
+	if len(h.patches) > 0 {
+		if top, err = h.newest(); err != nil {
 			return nil, err
 		}
-		// The shards a patch did not touch carry no record of it, so the last patch of the
-		// checkpoint is known only while each shard carries at most one.
-		if len(h) > 1 {
-			return nil, fmt.Errorf("signature: shard %s of %s carries %d patches; which shards the last one changed cannot be told, so unpatch its shards one by one (rws unpatch SHARD -o OUT)", p, index, len(h))
+		unpatch = top.Shards
+		rep.ID = top.ID
+		e := top.entry()
+		rep.Patch = e
+		rep.Remaining = len(h.patches) - 1
+		if old, err := h.legacy(); err == nil && len(old) > 0 {
+			rep.Remaining++
 		}
-		patched[f] = len(h) == 1
+	} else if unpatch, err = h.legacy(); err != nil {
+		return nil, err
 	}
-	if len(patched) == 0 || !anyTrue(patched) {
+	if len(unpatch) == 0 {
 		return nil, fmt.Errorf("signature: %s: %w (none of its %d shards carries a patch record)", index, ErrNotPatched, len(sh.files))
 	}
-	rep := &UnpatchReport{Model: index, Out: out}
-	var ids []string
-	var entries []any
-	c := &cleanup{}
-	defer c.run()
-	for _, f := range sh.files {
-		src, dst := filepath.Join(filepath.Dir(index), f), filepath.Join(filepath.Dir(out), f)
-		if !patched[f] {
-			if err := copyShard(ctx, src, dst, opts.Force); err != nil {
-				return nil, err
-			}
-			c.done(dst)
-			continue
-		}
-		r, err := Unpatch(ctx, src, dst, opts)
-		if err != nil {
-			return nil, err
-		}
-		c.done(dst)
-		ids = append(ids, r.ID)
-		rep.Shards = append(rep.Shards, f)
-		rep.Tensors = append(rep.Tensors, r.Tensors...)
-		if r.Patch != nil {
-			entries = append(entries, r.Patch)
-		}
-	}
-	if err := writeIndex(out, sh.raw, opts.Force); err != nil {
+	o, err := startOutput(out, opts.NoSync)
+	if err != nil {
 		return nil, err
 	}
-	c.done(out)
-	rep.ID = shardedID(ids)
-	if len(entries) > 0 {
-		rep.Patch = entries
+	defer func() { o.finish(err) }()
+	dir := filepath.Dir(index)
+	var entries []any
+	for _, f := range sh.files {
+		src, dst := filepath.Join(dir, f), o.path(f)
+		if err := o.stageDirs(f); err != nil {
+			return nil, err
+		}
+		if slices.Contains(unpatch, f) {
+			r, err := Unpatch(ctx, src, dst, UnpatchOptions{NoSync: opts.NoSync})
+			if err != nil {
+				return nil, err
+			}
+			legacyIDs = append(legacyIDs, r.ID)
+			rep.Shards = append(rep.Shards, f)
+			rep.Tensors = append(rep.Tensors, r.Tensors...)
+			if r.Patch != nil {
+				entries = append(entries, r.Patch)
+			}
+		} else {
+			if err := copyShard(ctx, src, dst, opts.NoSync); err != nil {
+				return nil, err
+			}
+			// The originals of older in-place patches go with the shard.
+			if _, err := os.Stat(undoPath(src)); err == nil {
+				if err := copyShard(ctx, undoPath(src), undoPath(dst), opts.NoSync); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := o.stage(f); err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(undoPath(dst)); err == nil {
+			if err := o.stage(f + UndoSuffix); err != nil {
+				return nil, err
+			}
+		}
 	}
-	c.ok = true
+	if err := o.commit(sh.raw, sh.files); err != nil {
+		return nil, err
+	}
+	if top == nil {
+		rep.ID = shardedID(legacyIDs)
+		if len(entries) > 0 {
+			rep.Patch = entries
+		}
+	}
 	return rep, nil
 }
 
-func anyTrue(m map[string]bool) bool {
-	for _, v := range m {
-		if v {
-			return true
-		}
-	}
-	return false
-}
-
-// writeIndex writes the index of a sharded output, byte for byte as raw, and checks that the
-// checkpoint it names reads back.
-func writeIndex(out string, raw []byte, force bool) error {
-	if err := atomicfile.WriteFile(out, raw, atomicfile.Options{Force: force}); err != nil {
-		return fmt.Errorf("signature: %w", err)
-	}
-	r, err := safetensors.Open(out)
-	if err != nil {
-		os.Remove(out)
-		return fmt.Errorf("signature: the written sharded checkpoint does not read back: %w", err)
-	}
-	return r.Close()
-}
-
-// copyShard copies src to dst atomically, in the kernel where it can, and checks the size written.
-func copyShard(ctx context.Context, src, dst string, force bool) error {
+// copyShard copies src to the new file dst atomically (synced unless noSync), in the kernel where
+// it can, and checks the size written.
+func copyShard(ctx context.Context, src, dst string, noSync bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -351,7 +413,7 @@ func copyShard(ctx context.Context, src, dst string, force bool) error {
 	if err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
-	f, err := atomicfile.Create(dst, atomicfile.Options{Force: force})
+	f, err := atomicfile.Create(dst, atomicfile.Options{NoSync: noSync})
 	if err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
@@ -366,5 +428,5 @@ func copyShard(ctx context.Context, src, dst string, force bool) error {
 	if err := f.Commit(); err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
-	return removeStale(dst)
+	return nil
 }

@@ -170,8 +170,10 @@ func sidecarRecords(model string) ([]sideRecord, error) {
 //
 // A model ending in .index.json is a sharded checkpoint: out must then be an index in another
 // folder. Each shard holding some of the signatures' tensors is patched as a single file (its own
-// MetaPatch and MetaUndo), the others are copied byte for byte, and the index is copied last; a
-// failure removes every file written.
+// MetaPatch and MetaUndo, recording the sharded patch as a SetPatch), the others and the index
+// are copied byte for byte. The files are staged beside out and moved into place together (see
+// shardjournal.go): a failure leaves no output, a kill one that the next Recover of out removes
+// or completes.
 func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOptions) (*PatchReport, error) {
 	if isIndex(model) {
 		return patchSharded(ctx, model, out, sigs, opts)
@@ -196,6 +198,7 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 	p.report.Out = out
 	p.report.Command = opts.Command
 	p.report.ID = p.planID(0)
+	p.set = opts.set
 	rec := undoRecord{Format: UndoFormat, Version: UndoVersion, ID: p.report.ID, Header: deflate(p.header, nil),
 		DataBytes: p.size - p.dataStart, Tensors: make([]undoTensor, len(p.touched))}
 	if err := undoAll(ctx, p.touched, rec.Tensors, &s); err != nil {
@@ -593,10 +596,10 @@ type UnpatchOptions struct {
 // original metadata (the original file, byte for byte, for a patch made by Patch). The last patch
 // is the newest in-place one (see PatchInPlace) if any, else the out-of-place one in the header.
 //
-// A patched ending in .index.json is a sharded checkpoint written by Patch: each shard carrying a
-// patch is unpatched, the others and the index are copied, into out's folder (another than
-// patched's). A shard carrying several patches is refused: which shards the last one changed
-// cannot be told.
+// A patched ending in .index.json is a sharded checkpoint: its newest sharded patch (in place or
+// out of place, as its shards record it) is removed from every shard it changed, the other shards
+// (with their undo sidecars) and the index are copied, into out's folder (another than
+// patched's), as Patch writes them.
 func Unpatch(ctx context.Context, patched, out string, opts UnpatchOptions) (*UnpatchReport, error) {
 	if isIndex(patched) {
 		return unpatchSharded(ctx, patched, out, opts)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/rws-project/rws/signature"
@@ -45,12 +46,20 @@ different signatures). num_batches_tracked is left alone. The output says which 
 replaced, and unpatch restores them byte for byte like every other tensor. The third policy,
 re-estimating the statistics on corrupted images, is 'rws recalibrate'.
 
-A sharded checkpoint is patched through its index, out of place only:
+A sharded checkpoint is patched through its index, out of place or in place:
   rws patch model.safetensors.index.json -s SIG.rws -o OUTDIR/model.safetensors.index.json
-OUT must end in .index.json and lie in another folder than MODEL. Every shard is written beside
-OUT under its own name: a shard holding signature tensors is patched as a single file would be
-(with its own undo record), the others and the index are copied byte for byte. A failed run
-leaves none of them behind.`,
+  rws patch model.safetensors.index.json -s SIG.rws --in-place
+Out of place, OUT must end in .index.json and lie in another folder than MODEL. Every shard is
+written beside OUT under its own name: a shard holding signature tensors is patched as a single
+file would be (with its own undo record), the others and the index are copied byte for byte. The
+files are written into a hidden folder beside OUT and moved into place once all are complete, so
+a failed run leaves none of them, and a killed one is completed or removed by the next rws command
+on OUT. In place, each shard holding signature tensors is patched in place (originals in
+SHARD.rws-undo); a journal beside the index, MODEL.rws-journal, makes the whole set crash-safe: the
+next rws command on MODEL rolls back a patch that did not reach every shard. The index is never
+changed. The shards record which patch of the checkpoint each of theirs belongs to, so patches
+stack, and 'rws unpatch' removes the newest from every shard it changed. A sharded checkpoint
+patched in place is patched further in place only (unpatch it first to patch it out of place).`,
 		run: runPatch,
 	})
 	describers = append(describers, describePatches)
@@ -61,7 +70,8 @@ func describePatches(path string, meta map[string]string) (string, bool, error) 
 	if signature.IsSignature(meta) {
 		return "", false, nil
 	}
-	if _, err := os.Stat(path + signature.UndoSuffix); meta[signature.MetaPatch] == "" && err != nil {
+	sharded := strings.HasSuffix(path, ".index.json")
+	if _, err := os.Stat(path + signature.UndoSuffix); !sharded && meta[signature.MetaPatch] == "" && err != nil {
 		return "", false, nil
 	}
 	h, err := signature.History(path)
@@ -87,6 +97,9 @@ func describePatches(path string, meta map[string]string) (string, bool, error) 
 			where = "in place"
 		}
 		fmt.Fprintf(&b, "\n  %s: %s, %s, %d tensors", e.ID, strings.Join(parts, " + "), where, len(e.Tensors))
+		if sharded && e.Set != nil {
+			fmt.Fprintf(&b, " in %s", strings.Join(e.Set.Shards, ", "))
+		}
 		if len(stats) > 0 {
 			fmt.Fprintf(&b, " (batch-norm statistics replaced: %s)", strings.Join(stats, ", "))
 		}
@@ -105,7 +118,7 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	bnStats := fs.String("bn-stats", "keep", "batch-norm running statistics: `keep|signature` (keep the model's, or take a signature's, blended with its α)")
 	force := fs.Bool("force", false, "replace an existing output file")
 	noSync := fs.Bool("no-sync", false, "do not fsync: safe against a killed process, not against a power failure")
-	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, signatures:[{name,file,sha256,alpha,variant,codec,tensors,transfer,differ,stats_replaced}], tensors, touched_bytes, model_bytes, undo_bytes, bn_stats}")
+	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, signatures:[{name,file,sha256,alpha,variant,codec,tensors,transfer,differ,stats_replaced}], tensors, touched_bytes, model_bytes, undo_bytes, bn_stats, shards}")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
@@ -120,7 +133,7 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	if *inPlace == (*out != "") {
 		return usagef("patch: give either -o OUT or --in-place")
 	}
-	if err := checkShardedArgs("patch", model, *out, *inPlace); err != nil {
+	if err := checkShardedArgs("patch", model, *out); err != nil {
 		return err
 	}
 	policy, err := signature.ParseStatsPolicy(*bnStats)
@@ -128,6 +141,9 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 		return usagef("patch: --bn-stats %q: want keep or signature", *bnStats)
 	}
 	if !*inPlace {
+		if err := recoverOutput(a, *out); err != nil {
+			return err
+		}
 		if err := checkOutput(*out, *force, model); err != nil {
 			return err
 		}
@@ -197,7 +213,11 @@ func printPatch(a *app, rep *signature.PatchReport) {
 	}
 	a.printf("patched %s with %s → %s\n", rep.Model, strings.Join(parts, " + "), target)
 	if len(rep.Shards) > 0 {
-		a.printf("  shards patched: %s (the others copied)\n", strings.Join(rep.Shards, ", "))
+		others := "copied"
+		if rep.InPlace {
+			others = "untouched"
+		}
+		a.printf("  shards patched: %s (the others %s)\n", strings.Join(rep.Shards, ", "), others)
 	}
 	a.printf("  %d tensors changed (%s of %s): %s\n", len(rep.Tensors), signature.Bytes(rep.TouchedBytes),
 		signature.Bytes(rep.ModelBytes), strings.Join(rep.Tensors, ", "))
@@ -214,9 +234,14 @@ func printPatch(a *app, rep *signature.PatchReport) {
 			a.printf("  %q was extracted from this model (its tensors match the clean model's fingerprints)\n", s.Name)
 		}
 	}
-	if rep.InPlace {
+	switch {
+	case rep.InPlace && len(rep.Shards) > 0:
+		a.printf("  undo: rws unpatch --in-place %s (originals kept in each patched shard's %s, %s)\n", rep.Model, "SHARD"+signature.UndoSuffix, signature.Bytes(rep.UndoBytes))
+	case rep.InPlace:
 		a.printf("  undo: rws unpatch --in-place %s (originals kept in %s, %s)\n", rep.Model, rep.Model+signature.UndoSuffix, signature.Bytes(rep.UndoBytes))
-	} else {
+	case len(rep.Shards) > 0:
+		a.printf("  undo: rws unpatch %s -o OUTDIR/%s gives back %s byte for byte (records in the patched shards' metadata: %s)\n", rep.Out, filepath.Base(rep.Out), rep.Model, signature.Bytes(rep.UndoBytes))
+	default:
 		a.printf("  undo: rws unpatch %s -o FILE gives back %s byte for byte (record in the metadata: %s)\n", rep.Out, rep.Model, signature.Bytes(rep.UndoBytes))
 	}
 }

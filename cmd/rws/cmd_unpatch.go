@@ -20,11 +20,15 @@ metadata. A model whose patched tensors were changed since is refused.
 
 --no-sync skips the fsyncs, as for rws patch.
 
-A sharded checkpoint patched by 'rws patch' is unpatched through its index, out of place only:
+A sharded checkpoint patched by 'rws patch' is unpatched through its index:
   rws unpatch OUTDIR/model.safetensors.index.json -o BACKDIR/model.safetensors.index.json
-OUT must end in .index.json and lie in another folder than PATCHED. Each patched shard is
-unpatched, the others and the index are copied, so the result is the original checkpoint byte for
-byte. A shard carrying several patches is refused (unpatch its shards one by one).`,
+  rws unpatch --in-place model.safetensors.index.json
+The newest patch of the checkpoint is removed from every shard it changed, whatever the stack of
+patches in and out of place; the other shards and the index are copied (out of place) or left
+alone (in place). Out of place, OUT must end in .index.json and lie in another folder than
+PATCHED; the files appear together once complete. In place removes the newest patch only if it was
+made in place, crash-safe like 'rws patch --in-place'. A shard patched on its own after the
+checkpoint's newest patch must be unpatched on its own first (the error names it).`,
 		run: runUnpatch,
 	})
 }
@@ -36,7 +40,7 @@ func runUnpatch(ctx context.Context, a *app, args []string) error {
 	inPlace := fs.Bool("in-place", false, "restore PATCHED itself (its newest in-place patch)")
 	force := fs.Bool("force", false, "replace an existing output file")
 	noSync := fs.Bool("no-sync", false, "do not fsync: safe against a killed process, not against a power failure (see rws patch --help)")
-	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, tensors, patch, remaining}")
+	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, tensors, patch, remaining, shards}")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
@@ -48,10 +52,13 @@ func runUnpatch(ctx context.Context, a *app, args []string) error {
 	if *inPlace == (*out != "") {
 		return usagef("unpatch: give either -o OUT or --in-place")
 	}
-	if err := checkShardedArgs("unpatch", model, *out, *inPlace); err != nil {
+	if err := checkShardedArgs("unpatch", model, *out); err != nil {
 		return err
 	}
 	if !*inPlace {
+		if err := recoverOutput(a, *out); err != nil {
+			return err
+		}
 		if err := checkOutput(*out, *force, model); err != nil {
 			return err
 		}
@@ -84,7 +91,11 @@ func runUnpatch(ctx context.Context, a *app, args []string) error {
 	a.printf("removed patch %s from %s → %s\n  restored %d tensors: %s\n", rep.ID, rep.Model, target,
 		len(rep.Tensors), strings.Join(rep.Tensors, ", "))
 	if len(rep.Shards) > 0 {
-		a.printf("  shards unpatched: %s (the others copied)\n", strings.Join(rep.Shards, ", "))
+		others := "copied"
+		if rep.InPlace {
+			others = "untouched"
+		}
+		a.printf("  shards unpatched: %s (the others %s)\n", strings.Join(rep.Shards, ", "), others)
 	}
 	if rep.Remaining > 0 {
 		a.printf("  %d earlier patches remain; run unpatch again to remove the next\n", rep.Remaining)

@@ -38,15 +38,11 @@ func checkOutput(out string, force bool, inputs ...string) error {
 	return nil
 }
 
-// checkShardedArgs refuses, for a sharded checkpoint (an index MODEL), what patch and unpatch
-// cannot do with one: work in place, or write an output that is not an index.
-func checkShardedArgs(cmd, model, out string, inPlace bool) error {
+// checkShardedArgs refuses, for a sharded checkpoint (an index MODEL), an output that is not an
+// index.
+func checkShardedArgs(cmd, model, out string) error {
 	if !strings.HasSuffix(model, ".index.json") {
 		return nil
-	}
-	if inPlace {
-		return withHint(fmt.Errorf("%s: %s is a sharded checkpoint: %w", cmd, model, signature.ErrShardedInPlace),
-			"write a patched copy instead: rws "+cmd+" "+model+" … -o OUTDIR/"+filepath.Base(model))
 	}
 	if out != "" && !strings.HasSuffix(out, ".index.json") {
 		return usagef("%s: %s is a sharded checkpoint, so -o must name its output index (OUTDIR/%s), not %q", cmd, model, filepath.Base(model), out)
@@ -63,15 +59,36 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// recoverModel finishes or rolls back an in-place patch of path that a crash interrupted (its
-// journal says which), so that every command reads a whole model. It says on stderr what it did.
-func recoverModel(a *app, path string) error {
-	did, err := signature.RecoverReport(path)
+// recoverOutput finishes an interrupted write of the sharded output out (an index), so that the
+// output is checked whole or absent. It says on stderr what it did.
+func recoverOutput(a *app, out string) error {
+	if !strings.HasSuffix(out, ".index.json") {
+		return nil
+	}
+	did, err := signature.RecoverReport(out)
 	if err != nil {
-		return fmt.Errorf("%s: an interrupted in-place patch could not be recovered: %w", path, err)
+		return err
 	}
 	if did != "" {
-		a.logf("rws: %s: found an interrupted in-place patch: %s\n", path, did)
+		a.logf("rws: %s: %s\n", out, did)
+	}
+	return nil
+}
+
+// recoverModel finishes or rolls back an in-place patch of path that a crash interrupted (its
+// journal says which), and for a sharded checkpoint completes or removes an interrupted output,
+// so that every command reads a whole model. It says on stderr what it did.
+func recoverModel(a *app, path string) error {
+	what := "an interrupted in-place patch"
+	if strings.HasSuffix(path, ".index.json") {
+		what = "an interrupted operation"
+	}
+	did, err := signature.RecoverReport(path)
+	if err != nil {
+		return fmt.Errorf("%s: %s could not be recovered: %w", path, what, err)
+	}
+	if did != "" {
+		a.logf("rws: %s: found %s: %s\n", path, what, did)
 	}
 	return nil
 }

@@ -52,13 +52,18 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 			ts.Fatalf("mkmodel: %v", err)
 		}
 	},
-	// shard MODEL DIR: split a mkmodel checkpoint into three shards in DIR (the classifier;
-	// features.0; the other features) with a Hugging Face index DIR/model.safetensors.index.json.
+	// shard MODEL DIR [DTYPE]: split a mkmodel checkpoint into three shards in DIR (the
+	// classifier; features.0; the other features) with a Hugging Face index
+	// DIR/model.safetensors.index.json; DTYPE converts the last shard's tensors.
 	"shard": func(ts *testscript.TestScript, neg bool, args []string) {
-		if len(args) != 2 {
-			ts.Fatalf("usage: shard MODEL DIR")
+		if len(args) != 2 && len(args) != 3 {
+			ts.Fatalf("usage: shard MODEL DIR [DTYPE]")
 		}
-		ts.Check(writeShards(ts.MkAbs(args[0]), ts.MkAbs(args[1])))
+		var last tensor.DType
+		if len(args) == 3 {
+			last = tensor.DType(args[2])
+		}
+		ts.Check(writeShards(ts.MkAbs(args[0]), ts.MkAbs(args[1]), last))
 	},
 	// truncate FILE N: cut FILE to N bytes.
 	"truncate": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -117,8 +122,9 @@ func writeSeeded(path string, layout []layoutEntry, seed uint64, scale, baseStd 
 }
 
 // writeShards splits the checkpoint src into three shards in dir (the classifier; features.0;
-// the other features) and writes their index, model.safetensors.index.json.
-func writeShards(src, dir string) error {
+// the other features) and writes their index, model.safetensors.index.json. A last other than ""
+// is the dtype the float tensors of the last shard are converted to.
+func writeShards(src, dir string, last tensor.DType) error {
 	r, err := safetensors.Open(src)
 	if err != nil {
 		return err
@@ -141,7 +147,18 @@ func writeShards(src, dir string) error {
 			return err
 		}
 		f := shardOf(in.Name)
-		byShard[f] = append(byShard[f], safetensors.Tensor{Name: in.Name, DType: in.DType, Shape: in.Shape, Data: data})
+		dt := in.DType
+		if last != "" && f == "model-00003-of-00003.safetensors" && dt != last {
+			v := make([]float32, in.Elements())
+			if err := tensor.DecodeFloat32(dt, data, v); err != nil {
+				return err
+			}
+			dt, data = last, make([]byte, int(in.Elements())*last.Size())
+			if err := tensor.EncodeFloat32(dt, v, data); err != nil {
+				return err
+			}
+		}
+		byShard[f] = append(byShard[f], safetensors.Tensor{Name: in.Name, DType: dt, Shape: in.Shape, Data: data})
 		weights[in.Name] = f
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
