@@ -357,6 +357,9 @@ func TestFileRoundTrip(t *testing.T) {
 			if r.Ratio() <= 1 || r.FileBytes != s.FileBytes {
 				t.Errorf("%s %s: ratio %.2f, file %d vs %d", dt, spec, r.Ratio(), r.FileBytes, s.FileBytes)
 			}
+			if r.FileSHA256 != s.FileSHA256 {
+				t.Errorf("%s %s: Write gave file SHA-256 %s, Read %s", dt, spec, s.FileSHA256, r.FileSHA256)
+			}
 			for i, tt := range s.Tensors {
 				a, _ := tt.Values()
 				b, err := r.Tensors[i].Values()
