@@ -151,7 +151,11 @@ func Extract(ctx context.Context, opts ExtractOptions) (*Signature, *Choice, err
 	sig.Tensors = make([]*Tensor, len(choice.Tensors))
 	var mu sync.Mutex // serializes Progress
 	done := 0
-	err = forEach(ctx, len(choice.Tensors),
+	elements := func(k int) int64 {
+		in, _ := clean.r.Info(choice.Tensors[k])
+		return in.Elements()
+	}
+	err = forEach(ctx, len(choice.Tensors), elements,
 		func() *extractor { return newExtractor(srcs, len(robust), init != nil, opts.Spec, opts.Granularity) },
 		(*extractor).close,
 		func(x *extractor, k int) error {

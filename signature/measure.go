@@ -14,7 +14,15 @@ import (
 func measureUnits(ctx context.Context, clean source, robust []source, units []Unit) ([]float64, error) {
 	out := make([]float64, len(units))
 	srcs := append([]source{clean}, robust...)
-	err := forEach(ctx, len(units),
+	elements := func(i int) int64 {
+		var n int64
+		for _, name := range units[i].Tensors {
+			in, _ := clean.r.Info(name)
+			n += in.Elements()
+		}
+		return n
+	}
+	err := forEach(ctx, len(units), elements,
 		func() *blockReader { return newBlockReader(srcs) },
 		func(*blockReader) {},
 		func(rd *blockReader, i int) error {
