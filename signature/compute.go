@@ -273,7 +273,7 @@ func (s *stats) store(dt tensor.DType, at int64, v []float64, out []byte, scratc
 				maxErr = e
 			}
 			err2 += e * e
-			if math.Float32bits(f)&0x7f800000 == 0x7f800000 {
+			if math.Float32bits(f)&0x7f800000 == 0x7f800000 { // ±Inf or NaN
 				s.note(at+int64(i), x, f, f)
 			}
 		}
@@ -303,10 +303,11 @@ func (s *stats) gather(at int64, v []float64, f []float32) {
 	f = f[:len(v)]
 	norm := s.norm
 	for i, x := range v {
-		f[i] = float32(x)
+		r := float32(x)
+		f[i] = r
 		norm += x * x
-		if math.IsInf(float64(f[i]), 0) {
-			s.note(at+int64(i), x, f[i], 0)
+		if math.Float32bits(r)&0x7f800000 == 0x7f800000 { // ±Inf or NaN
+			s.note(at+int64(i), x, r, 0)
 		}
 	}
 	s.norm = norm
