@@ -62,7 +62,10 @@ func (x *extractor) tensor(name string, out []byte) (*Tensor, error) {
 	} else {
 		err = compute(x, t, infos, out, x.float64s)
 	}
-	return t, err
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // A loader returns the last block read as the robust models' mean r, clean c and init z (nil
@@ -71,12 +74,13 @@ type loader[T float] func(infos []safetensors.Info, n int64) (r, c, z []T, err e
 
 // float32s views F32 blocks of one robust model as they lie.
 func (x *extractor) float32s(infos []safetensors.Info, n int64) (r, c, z []float32, err error) {
-	c, _ = x.rd.float32s(0, tensor.F32, n)
-	r, _ = x.rd.float32s(1, tensor.F32, n)
-	if x.project {
-		z, _ = x.rd.float32s(2, tensor.F32, n)
+	if c, err = x.rd.float32s(0, tensor.F32, n); err == nil {
+		r, err = x.rd.float32s(1, tensor.F32, n)
 	}
-	return r, c, z, nil
+	if err == nil && x.project {
+		z, err = x.rd.float32s(2, tensor.F32, n)
+	}
+	return r, c, z, err
 }
 
 // float64s decodes blocks of any floating-point types and averages the robust models.
@@ -186,6 +190,8 @@ func compute[T float](x *extractor, t *Tensor, infos []safetensors.Info, out []b
 		if !t.DType.Writable() {
 			return fmt.Errorf("signature: tensor %q: %w", t.Name, tensor.EncodeFloat32(t.DType, nil, nil))
 		}
+		// The two messages below name the tensor twice, as Extract's always have (Values' own
+		// error, wrapped).
 		if st.badAt >= 0 {
 			return fmt.Errorf("signature: tensor %q: signature: tensor %q: value %d is %v", t.Name, t.Name, st.badAt, st.bad)
 		}
