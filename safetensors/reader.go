@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -318,4 +319,20 @@ func (r *Reader) Close() error {
 	}
 	r.files = nil
 	return first
+}
+
+// Parse validates data, the whole content of the single-file checkpoint at path (which only names
+// it in errors), with the checks of Open, and returns its tensors in storage order, with Offset
+// counted from the start of data, and its metadata. It copies nothing but the header: the
+// tensors' bytes are data[in.Offset : in.Offset+in.Size].
+func Parse(path string, data []byte) ([]Info, map[string]string, error) {
+	h, dataStart, err := readHeader(path, bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range h.infos {
+		h.infos[i].Offset += dataStart
+		h.infos[i].File = path
+	}
+	return h.infos, h.meta, nil
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -117,6 +118,10 @@ func TestMalformed(t *testing.T) {
 			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("message %q should name the file and say %q", err, tc.says)
 			}
+			// Parse applies the same rules to a file in memory.
+			if _, _, err := Parse(path, onDisk); !errors.As(err, &fe) || fe.Rule != tc.rule {
+				t.Errorf("Parse: error %v, want rule %q", err, tc.rule)
+			}
 		})
 		rules[tc.rule] = true
 	}
@@ -124,6 +129,41 @@ func TestMalformed(t *testing.T) {
 		RuleDType, RuleShape, RuleOffsets, RuleOverlap, RuleHole, RuleSpan, RuleTrailing, RuleMetadata, RuleTruncated} {
 		if !rules[r] {
 			t.Errorf("no malformed vector for rule %q", r)
+		}
+	}
+}
+
+// TestParse checks that Parse of a file's bytes describes it as Open does, with offsets into the
+// bytes.
+func TestParse(t *testing.T) {
+	for _, path := range []string{"testdata/dtypes.safetensors"} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos, meta, err := Parse(path, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(infos, r.Tensors()) || !reflect.DeepEqual(meta, r.Metadata()) {
+			t.Errorf("%s: Parse gives %+v %v, Open %+v %v", path, infos, meta, r.Tensors(), r.Metadata())
+		}
+		for _, in := range infos {
+			raw, err := r.ReadRaw(in.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(raw, data[in.Offset:in.Offset+in.Size]) {
+				t.Errorf("%s: tensor %q: Parse's offsets do not lead to its bytes", path, in.Name)
+			}
+		}
+		r.Close()
+		if _, _, err := Parse(path, data[:len(data)-1]); !errors.Is(err, ErrFormat) {
+			t.Errorf("Parse of a file one byte short: %v, want a format error", err)
 		}
 	}
 }

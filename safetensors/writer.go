@@ -30,6 +30,8 @@ func (t Tensor) Info() Info {
 type WriteOptions struct {
 	// Force replaces an existing file.
 	Force bool
+	// NoSync skips the fsyncs (see atomicfile.Options).
+	NoSync bool
 }
 
 // Writer streams a safetensors file tensor by tensor. The header, built from the declared
@@ -49,7 +51,7 @@ func Create(path string, infos []Info, meta map[string]string, opts WriteOptions
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	f, err := atomicfile.Create(path, atomicfile.Options{Force: opts.Force})
+	f, err := atomicfile.Create(path, atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync})
 	if err != nil {
 		return nil, err
 	}

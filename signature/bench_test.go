@@ -45,7 +45,7 @@ func BenchmarkPatchInPlace(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		if _, err := UnpatchInPlace(ctx, work); err != nil {
+		if _, err := UnpatchInPlace(ctx, work, UnpatchOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

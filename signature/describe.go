@@ -3,6 +3,7 @@ package signature
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -27,6 +28,18 @@ type Description struct {
 	Sources     Sources             `json:"sources"`
 	Command     string              `json:"command"`
 	Tensors     []TensorDescription `json:"tensors"`
+	// Stats describes the batch-norm running statistics the signature carries (none unless
+	// extracted with them); StatLayers are their layers.
+	Stats      []StatDescription `json:"bn_stats,omitempty"`
+	StatLayers []string          `json:"bn_stats_layers,omitempty"`
+}
+
+// StatDescription is one running statistic of a Description.
+type StatDescription struct {
+	Name        string  `json:"name"`
+	Shape       []int64 `json:"shape"`
+	DType       string  `json:"dtype"`
+	StoredBytes int64   `json:"stored_bytes"`
 }
 
 // TensorDescription is one tensor of a Description.
@@ -72,7 +85,36 @@ func (s *Signature) Describe() *Description {
 	if n2 > 0 {
 		d.RelError = math.Sqrt(e2 / n2)
 	}
+	for _, st := range s.Stats {
+		d.Stats = append(d.Stats, StatDescription{Name: st.Name, Shape: st.Shape, DType: string(st.DType), StoredBytes: st.StoredBytes()})
+	}
+	d.StatLayers = s.statLayers()
 	return d
+}
+
+// writeStats explains the running statistics of d in words.
+func (d *Description) writeStats(b *strings.Builder, robust int) {
+	var kinds []string
+	types := map[string]bool{}
+	var typeList []string
+	for _, st := range d.Stats {
+		k := st.Name[strings.LastIndexByte(st.Name, '.')+1:]
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+		if !types[st.DType] {
+			types[st.DType] = true
+			typeList = append(typeList, st.DType)
+		}
+	}
+	whose := "the robust model's"
+	if robust > 1 {
+		whose = fmt.Sprintf("the mean of the %d robust models'", robust)
+	}
+	fmt.Fprintf(b, "  statistics:  batch-norm %s of %d layers (%s)\n", strings.Join(kinds, " and "), len(d.StatLayers), strings.Join(d.StatLayers, ", "))
+	fmt.Fprintf(b, "               %s, stored as they are (%s), not as a difference\n", whose, strings.Join(typeList, ", "))
+	fmt.Fprintf(b, "               rws patch --bn-stats signature puts (1−α)·model + α·these in place of the model's;\n")
+	fmt.Fprintf(b, "               by default rws patch keeps the model's\n")
 }
 
 // Bytes formats a byte count with a decimal unit, e.g. "4.58 MB".
@@ -111,6 +153,9 @@ func (d *Description) String() string {
 		fmt.Fprintf(&b, "               chosen as %s\n", d.Selection)
 	}
 	fmt.Fprintf(&b, "  values:      %d in %d tensors\n", d.Values, len(d.Tensors))
+	if len(d.Stats) > 0 {
+		d.writeStats(&b, robust)
+	}
 	switch d.Codec {
 	case "none":
 		fmt.Fprintf(&b, "  codec:       none: values stored in the model's float type\n")

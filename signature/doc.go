@@ -16,6 +16,11 @@
 // bias; running statistics are never signature material); the classifier head is only included
 // when a name pattern asks for it.
 //
+// With ExtractOptions.BNStats the signature also carries the robust models' batch-norm running
+// statistics (running_mean, running_var) of the batch-norm layers among the chosen ones: not a
+// difference but the statistics themselves, averaged over the robust models in float64 and
+// rounded once into their type (RunningStat). num_batches_tracked, a step count, is left out.
+//
 // # Signature files
 //
 // A signature file (.rws) is a safetensors file. With codec none, each signature tensor is
@@ -24,7 +29,8 @@
 // [groups, 2], the codec's parameters per group). __metadata__ holds, all as strings:
 //
 //	format                             "rws.signature"
-//	rws.signature.version              "1" (readers accept MinVersion to MaxVersion)
+//	rws.signature.version              "1", or "2" when the file carries running statistics
+//	                                   (readers accept MinVersion to MaxVersion)
 //	rws.signature.name                 the signature's name, e.g. "fog"
 //	rws.signature.variant              "projection" or "difference"
 //	rws.signature.codec, .bits         the codec ("none", "linear", "log", "tanh", "gauss") and
@@ -36,30 +42,39 @@
 //	                                   (the clean model's), groups, sha256 of the stored bytes,
 //	                                   source_sha256 {init, clean, robust[]} of the source
 //	                                   tensors' raw bytes, norm, max_error, rel_error
+//	rws.signature.bn_stats             version 2 only: JSON array, one object per running
+//	                                   statistic: name, shape, dtype (the robust models', in
+//	                                   which the values are stored raw under the name), sha256
+//	                                   of the stored bytes, source_sha256 {clean, robust[]}
 //	rws.signature.sources              JSON {init, clean, robust[]}: the source paths given
 //	rws.signature.command              the extraction command line
 //	rws.signature.model_bytes          the full clean model's size as a float32 checkpoint
 //	rws.signature.file_bytes           this file's size
 //	rws.signature.compression_ratio    model_bytes / file_bytes, two decimals
 //
-// Read verifies every stored tensor against its SHA-256, so a damaged file is refused.
+// Read verifies every stored tensor, running statistics included, against its SHA-256, so a
+// damaged file is refused.
 //
 // # Patching and exact removal
 //
 // Patch computes θ = θ_patch + Σ α·RWS in float32 (float64 for F64 tensors) and rounds once into
 // the tensor's type; tensors the signatures do not cover are copied byte for byte (in the kernel
-// where possible). Floating-point subtraction does not undo that addition, so removal does not
-// rely on it: the patched file's metadata gains rws.patch (the history of patches) and rws.undo,
-// a JSON record with the original header (DEFLATE) and, per touched tensor, the SHA-256 of its
-// original and patched bytes and the XOR of the original bytes with a prediction of them (byte
-// planes split, DEFLATE, base64). The prediction is the patched bytes themselves, or the patched
-// bytes minus the signature terms, recomputed with the same roundings in reverse (the terms,
-// i.e. α and the signature's stored codes, are then stored too): that prediction is right for
-// most values, so its XOR compresses to almost nothing and a quantized signature's undo record
-// costs little more than the signature. Patch keeps the smaller of the two per tensor. Unpatch
-// writes the original header followed by the data section with each touched tensor rebuilt as
-// prediction XOR residual and checked against its SHA-256, so the result is the original file
-// byte for byte by construction; it refuses a file whose patched tensors changed since.
+// where possible). Batch-norm running statistics are left as they are unless PatchOptions.BNStats
+// is SignatureStats: then each statistic a signature carries replaces the model's as
+// (1−α)·model + α·signature, with that signature's α (see StatsPolicy), and the report and the
+// patch record name them. Floating-point subtraction does not undo that addition, so removal does
+// not rely on it: the patched file's metadata gains rws.patch (the history of patches) and
+// rws.undo, a JSON record with the original header (DEFLATE) and, per touched tensor (a replaced
+// statistic is one too), the SHA-256 of its original and patched bytes and the XOR of the
+// original bytes with a prediction of them (byte planes split, DEFLATE, base64). The prediction
+// is the patched bytes themselves, or the patched bytes minus the signature terms, recomputed
+// with the same roundings in reverse (the terms, i.e. α and the signature's stored codes, are
+// then stored too): that prediction is right for most values, so its XOR compresses to almost
+// nothing and a quantized signature's undo record costs little more than the signature. Patch
+// keeps the smaller of the two per tensor. Unpatch writes the original header followed by the
+// data section with each touched tensor rebuilt as prediction XOR residual and checked against
+// its SHA-256, so the result is the original file byte for byte by construction; it refuses a
+// file whose patched tensors changed since.
 //
 // PatchInPlace cannot grow the header, so it leaves it alone and keeps the original bytes of the
 // touched tensors in a sidecar, MODEL.rws-undo; a journal (MODEL.rws-journal, written and synced

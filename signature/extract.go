@@ -37,6 +37,11 @@ type ExtractOptions struct {
 	Granularity quant.Granularity
 	// Command is recorded in the file.
 	Command string
+	// BNStats also stores the robust models' batch-norm running statistics (running_mean and
+	// running_var) of the normalization layers among the chosen ones, averaged over Robust in
+	// float64 and rounded once into their type (see RunningStat). When the chosen layers have
+	// none, Extract fails with an error wrapping ErrNoStats.
+	BNStats bool
 	// Progress, if set, is called after each tensor with the number done so far; tensors are
 	// computed on several goroutines, but Progress is never called twice at once.
 	Progress func(done, total int)
@@ -139,6 +144,11 @@ func Extract(ctx context.Context, opts ExtractOptions) (*Signature, *Choice, err
 	}
 	if init != nil {
 		sig.Variant = Projection
+	}
+	if opts.BNStats {
+		if sig.Stats, err = extractStats(ctx, layers, choice, clean, robust); err != nil {
+			return nil, nil, err
+		}
 	}
 	if sig.ModelBytes, err = modelBytes(clean.r); err != nil {
 		return nil, nil, err

@@ -195,6 +195,9 @@ func TestSelection(t *testing.T) {
 		{"features.7", []string{"features.7.weight", "features.7.bias"}},
 		{"features.1*", []string{"features.1.weight", "features.1.bias", "features.10.weight", "features.10.bias"}},
 		{"classifier,features.0.bias", []string{"features.0.bias", "classifier.weight", "classifier.bias"}},
+		// Tensor patterns skip running statistics (and the I64 num_batches_tracked).
+		{"features.1.*", []string{"features.1.weight", "features.1.bias"}},
+		{"features.4.*,features.3", []string{"features.3.weight", "features.3.bias", "features.4.weight", "features.4.bias"}},
 	}
 	for _, tc := range tests {
 		c, err := selectLayers(layers, tc.spec, nil)
@@ -206,10 +209,13 @@ func TestSelection(t *testing.T) {
 			t.Errorf("%s: tensors %v, want %v", tc.spec, c.Tensors, tc.want)
 		}
 	}
-	for _, bad := range []string{"first:5", "first:0", "first:x", "nosuch.*", "auto:2", "[", ""} {
+	for _, bad := range []string{"first:5", "first:0", "first:x", "nosuch.*", "auto:2", "[", "", "*.running_mean", "features.1.num_batches_tracked"} {
 		if _, err := selectLayers(layers, bad, each(func(Unit) float64 { return 1 })); err == nil {
 			t.Errorf("%q: selection succeeded", bad)
 		}
+	}
+	if _, err := selectLayers(layers, "*.running_var", nil); err == nil || !strings.Contains(err.Error(), "only batch-norm running statistics") {
+		t.Errorf("*.running_var: %v, want a refusal that names running statistics", err)
 	}
 	// auto keeps up to the last unit at or above half the largest relative difference.
 	deltas := map[string]float64{"features.0": 0.2, "features.3": 0.15, "features.7": 0.02, "features.10": 0.11}

@@ -124,10 +124,12 @@ func FuzzRead(f *testing.F) {
 	dir := f.TempDir()
 	fam := makeFamily(f, dir, smallCNN, tensor.F32, 1)
 	for _, spec := range []quant.Spec{{Codec: quant.None}, {Codec: quant.Gauss, Bits: 2}} {
-		p := filepath.Join(dir, "seed.rws")
-		writeSig(f, mustExtract(f, ExtractOptions{Init: fam.init, Clean: fam.clean, Robust: fam.robust, Layers: "first:1", Spec: spec}), p)
-		b, _ := os.ReadFile(p)
-		f.Add(b)
+		for _, stats := range []bool{false, true} {
+			p := filepath.Join(dir, "seed.rws")
+			writeSig(f, mustExtract(f, ExtractOptions{Init: fam.init, Clean: fam.clean, Robust: fam.robust, Layers: "first:1", Spec: spec, BNStats: stats}), p)
+			b, _ := os.ReadFile(p)
+			f.Add(b)
+		}
 	}
 	p := filepath.Join(fuzzDir(f), "fuzz.rws")
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -141,6 +143,11 @@ func FuzzRead(f *testing.F) {
 		for _, st := range s.Tensors {
 			if _, err := st.Values(); err != nil {
 				t.Fatalf("accepted file does not decode: %v", err)
+			}
+		}
+		for _, st := range s.Stats {
+			if _, err := st.Values(); err != nil {
+				t.Fatalf("accepted file's statistics do not decode: %v", err)
 			}
 		}
 	})
@@ -218,5 +225,44 @@ func TestReadNonFinite(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFirstNonFinite checks the block-wise scan against a plain loop, with a NaN or an
+// infinity at the edges of its blocks and nowhere.
+func TestFirstNonFinite(t *testing.T) {
+	plain := func(xs []float32) int {
+		for i, v := range xs {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return i
+			}
+		}
+		return -1
+	}
+	bad := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0xffc00001)} // a negative NaN with payload
+	for _, n := range []int{0, 1, 255, 256, 257, 1000} {
+		xs := make([]float32, n)
+		for i := range xs {
+			xs[i] = float32(float64(i) * math.MaxFloat32 / float64(n+1)) // large but finite
+		}
+		if got := firstNonFinite(xs); got != -1 {
+			t.Fatalf("n=%d, all finite: got %d", n, got)
+		}
+		for _, at := range []int{0, 1, 254, 255, 256, 257, 511, 512, n - 1} {
+			if at < 0 || at >= n {
+				continue
+			}
+			for _, v := range bad {
+				ys := append([]float32(nil), xs...)
+				ys[at] = v
+				if n > at+3 {
+					ys[at+3] = v // a later one must not win
+				}
+				if got, want := firstNonFinite(ys), plain(ys); got != want {
+					t.Errorf("n=%d, %v at %d: got %d, want %d", n, v, at, got, want)
+				}
+			}
+		}
 	}
 }

@@ -133,8 +133,9 @@ func (sc *sidecar) loadFor(s *scratch, i int) error {
 	return sc.load(s)
 }
 
-// write stores sc at path atomically; the data of every record must be loaded.
-func (sc *sidecar) write(path string, force bool) error {
+// write stores sc at path atomically (synced unless noSync); the data of every record must be
+// loaded.
+func (sc *sidecar) write(path string, force, noSync bool) error {
 	meta := map[string]string{keyFormat: UndoFormat, keyUndoVersion: strconv.Itoa(UndoVersion), keyUndoRecords: marshal(sc.records)}
 	if sc.target != "" {
 		meta[keyUndoTarget] = sc.target
@@ -146,7 +147,7 @@ func (sc *sidecar) write(path string, force bool) error {
 			ts = append(ts, safetensors.Tensor{Name: dataName(rec.ID, t.Name), DType: tensor.U8, Shape: []int64{int64(len(b))}, Data: b})
 		}
 	}
-	if err := safetensors.WriteFile(path, ts, meta, safetensors.WriteOptions{Force: force}); err != nil {
+	if err := safetensors.WriteFile(path, ts, meta, safetensors.WriteOptions{Force: force, NoSync: noSync}); err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
 	return nil
@@ -230,7 +231,7 @@ func recoverLocked(model string) (string, error) {
 	if j.target != "" {
 		// An unpatch: finish it from the sidecar, which still holds the originals.
 		if i := find(j.target); i >= 0 {
-			if err := restoreInPlace(model, side, i, &s); err != nil {
+			if err := restoreInPlace(model, side, i, &s, false); err != nil {
 				return "", err
 			}
 		}
@@ -243,7 +244,7 @@ func recoverLocked(model string) (string, error) {
 		if find(rec.ID) >= 0 {
 			did = "completed patch " + rec.ID
 		} else {
-			if err := writeRanges(model, rec, j.data, true); err != nil {
+			if err := writeRanges(model, rec, j.data, true, false); err != nil {
 				return "", err
 			}
 			did = "rolled back patch " + rec.ID
@@ -255,9 +256,9 @@ func recoverLocked(model string) (string, error) {
 	return did, atomicfile.SyncDir(filepath.Dir(model))
 }
 
-// writeRanges writes the original bytes of rec's tensors (from data) into model and syncs it,
-// after checking that the model's header is the one rec was made for.
-func writeRanges(model string, rec sideRecord, data map[string][]byte, check bool) error {
+// writeRanges writes the original bytes of rec's tensors (from data) into model and syncs it
+// (unless noSync), after checking that the model's header is the one rec was made for.
+func writeRanges(model string, rec sideRecord, data map[string][]byte, check, noSync bool) error {
 	f, err := os.OpenFile(model, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -275,17 +276,20 @@ func writeRanges(model string, rec sideRecord, data map[string][]byte, check boo
 			return err
 		}
 	}
+	if noSync {
+		return nil
+	}
 	return dataSync(f)
 }
 
 // restoreInPlace writes back the originals of side.records[i] and drops that record (and the
-// sidecar with it when it was the last).
-func restoreInPlace(model string, side *sidecar, i int, s *scratch) error {
+// sidecar with it when it was the last), syncing unless noSync.
+func restoreInPlace(model string, side *sidecar, i int, s *scratch, noSync bool) error {
 	rec := side.records[i]
 	if err := side.loadFor(s, i); err != nil {
 		return err
 	}
-	if err := writeRanges(model, rec, side.data, true); err != nil {
+	if err := writeRanges(model, rec, side.data, true, noSync); err != nil {
 		return err
 	}
 	if crashAt("restored") {
@@ -296,9 +300,9 @@ func restoreInPlace(model string, side *sidecar, i int, s *scratch) error {
 		if err := os.Remove(undoPath(model)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		return atomicfile.SyncDir(filepath.Dir(model))
+		return syncDir(filepath.Dir(model), noSync)
 	}
-	return rest.write(undoPath(model), true)
+	return rest.write(undoPath(model), true, noSync)
 }
 
 // PatchInPlace applies the signatures to model itself, rewriting only the touched tensors' bytes.
@@ -333,7 +337,7 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 			return nil, err
 		}
 	}
-	p, err := makePlan(ctx, model, sigs, &s)
+	p, err := makePlan(ctx, model, sigs, opts.BNStats, &s)
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +356,7 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := j.write(journalPath(model), false); err != nil {
+	if err := j.write(journalPath(model), false, opts.NoSync); err != nil {
 		return nil, err
 	}
 	if crashAt("journal") {
@@ -374,9 +378,11 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 			return nil, fmt.Errorf("%w (the next rws command on %s rolls the patch back)", err, model)
 		}
 	}
-	if err := dataSync(f); err != nil {
-		f.Close()
-		return nil, err
+	if !opts.NoSync {
+		if err := dataSync(f); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return nil, err
@@ -394,7 +400,7 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 		for k, v := range j.data {
 			side.data[k] = v
 		}
-		if err := side.write(undoPath(model), true); err != nil {
+		if err := side.write(undoPath(model), true, opts.NoSync); err != nil {
 			return nil, err
 		}
 		if crashAt("committed") {
@@ -404,7 +410,7 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 			return nil, err
 		}
 	}
-	if err := atomicfile.SyncDir(filepath.Dir(model)); err != nil {
+	if err := syncDir(filepath.Dir(model), opts.NoSync); err != nil {
 		return nil, err
 	}
 	return p.report, nil
@@ -429,7 +435,7 @@ func topRecord(model string, side *sidecar) (sideRecord, int64, error) {
 	if st.Size() != rec.ModelBytes || hexSHA256(hdr) != rec.HeaderSHA256 {
 		return rec, 0, fmt.Errorf("signature: %s: %w: it is not the file patch %s was made for", model, ErrChanged, rec.ID)
 	}
-	buf := make([]byte, copyBufSize)
+	buf := make([]byte, verifyBufSize)
 	for _, t := range rec.Tensors {
 		h := sha256.New()
 		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, int64(len(hdr))+t.Offset, t.Size), buf); err != nil {
@@ -445,7 +451,7 @@ func topRecord(model string, side *sidecar) (sideRecord, int64, error) {
 // UnpatchInPlace removes the newest in-place patch of model, writing back the original bytes of
 // the tensors it changed. It is crash-safe like PatchInPlace (an interrupted unpatch is completed
 // by the next Recover).
-func UnpatchInPlace(ctx context.Context, model string) (*UnpatchReport, error) {
+func UnpatchInPlace(ctx context.Context, model string, opts UnpatchOptions) (*UnpatchReport, error) {
 	if isIndex(model) {
 		return nil, fmt.Errorf("signature: %s: %w", model, ErrShardedInPlace)
 	}
@@ -464,28 +470,35 @@ func UnpatchInPlace(ctx context.Context, model string) (*UnpatchReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, _, err := topRecord(model, side)
-	if err != nil {
-		return nil, err
-	}
 	// Every original the unpatch writes (and, when other records stay, the sidecar it rewrites)
-	// is read and checked before anything changes.
+	// is read and checked before anything changes, while the model is checked on another core.
 	var s scratch
 	defer s.release()
-	if err := side.loadFor(&s, len(side.records)-1); err != nil {
+	var rec sideRecord
+	checked := make(chan error, 1)
+	go func() {
+		var err error
+		rec, _, err = topRecord(model, side)
+		checked <- err
+	}()
+	loadErr := side.loadFor(&s, len(side.records)-1)
+	if err := <-checked; err != nil {
 		return nil, err
+	}
+	if loadErr != nil {
+		return nil, loadErr
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	j := &sidecar{target: rec.ID}
-	if err := j.write(journalPath(model), false); err != nil {
+	if err := j.write(journalPath(model), false, opts.NoSync); err != nil {
 		return nil, err
 	}
 	if crashAt("journal") {
 		return nil, errCrash
 	}
-	if err := restoreInPlace(model, side, len(side.records)-1, &s); err != nil {
+	if err := restoreInPlace(model, side, len(side.records)-1, &s, opts.NoSync); err != nil {
 		return nil, err
 	}
 	if crashAt("committed") {
@@ -494,7 +507,7 @@ func UnpatchInPlace(ctx context.Context, model string) (*UnpatchReport, error) {
 	if err := os.Remove(journalPath(model)); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.SyncDir(filepath.Dir(model)); err != nil {
+	if err := syncDir(filepath.Dir(model), opts.NoSync); err != nil {
 		return nil, err
 	}
 	rep := &UnpatchReport{ID: rec.ID, Model: model, InPlace: true, Patch: rec.Patch, Remaining: len(side.records) - 1}
@@ -533,7 +546,7 @@ func unpatchSidecarTo(ctx context.Context, model, out string, opts UnpatchOption
 		}
 		touched = append(touched, &touch{info: in, rel: t.Offset, old: side.data[dataName(rec.ID, t.Name)]})
 	}
-	if err := writeModel(ctx, out, opts.Force, hdr, model, dataStart, size-dataStart, touched, true); err != nil {
+	if err := writeModel(ctx, out, atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}, hdr, model, dataStart, size-dataStart, touched, true); err != nil {
 		return nil, err
 	}
 	if err := verifyTensors(out, dataStart, touched, true); err != nil {
@@ -545,7 +558,7 @@ func unpatchSidecarTo(ctx context.Context, model, out string, opts UnpatchOption
 	}
 	if len(side.records) > 1 {
 		rest := &sidecar{data: side.data, records: side.records[:len(side.records)-1]}
-		if err := rest.write(undoPath(out), true); err != nil {
+		if err := rest.write(undoPath(out), true, opts.NoSync); err != nil {
 			os.Remove(out)
 			return nil, err
 		}

@@ -95,7 +95,7 @@ func TestKillAnyMoment(t *testing.T) {
 	}
 	// Everything can still be undone exactly.
 	for {
-		if _, err := UnpatchInPlace(ctx, model); err != nil {
+		if _, err := UnpatchInPlace(ctx, model, UnpatchOptions{}); err != nil {
 			break
 		}
 	}
@@ -130,7 +130,7 @@ func killChild() {
 				fmt.Println(err)
 				os.Exit(3)
 			}
-		} else if _, err := UnpatchInPlace(ctx, model); err != nil {
+		} else if _, err := UnpatchInPlace(ctx, model, UnpatchOptions{}); err != nil {
 			fmt.Println(err)
 			os.Exit(3)
 		}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/rws-project/rws/internal/atomicfile"
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
 )
@@ -67,6 +68,8 @@ type AppliedReport struct {
 	// extracted from; Differ lists them.
 	Transfer bool     `json:"transfer"`
 	Differ   []string `json:"differ,omitempty"`
+	// Stats lists the model's running statistics replaced by this signature's (SignatureStats).
+	Stats []string `json:"stats_replaced,omitempty"`
 }
 
 // PatchReport describes a patch: what was applied to which tensors.
@@ -86,6 +89,9 @@ type PatchReport struct {
 	// Shards lists, for a sharded checkpoint, the shard files patched (relative to the index's
 	// folder); the others are copied byte for byte.
 	Shards []string `json:"shards,omitempty"`
+	// BNStats is the batch-norm statistics policy applied; the signatures' Stats say which
+	// statistics it replaced.
+	BNStats StatsPolicy `json:"bn_stats"`
 }
 
 // touch is one tensor a patch changes.
@@ -159,8 +165,8 @@ func openModel(path string) (*safetensors.Reader, []byte, int64, error) {
 }
 
 // makePlan checks the signatures against the model and computes the patched bytes of every
-// touched tensor, in buffers taken from s. Nothing is written.
-func makePlan(ctx context.Context, model string, sigs []Applied, s *scratch) (*plan, error) {
+// touched tensor, running statistics as policy says, in buffers taken from s. Nothing is written.
+func makePlan(ctx context.Context, model string, sigs []Applied, policy StatsPolicy, s *scratch) (*plan, error) {
 	if len(sigs) == 0 {
 		return nil, fmt.Errorf("signature: no signature to apply")
 	}
@@ -172,6 +178,10 @@ func makePlan(ctx context.Context, model string, sigs []Applied, s *scratch) (*p
 	p := &plan{path: model, size: size, header: hdr, dataStart: int64(len(hdr)), meta: r.Metadata(),
 		infos: r.Tensors(), report: &PatchReport{Model: model, ModelBytes: size}}
 	terms, err := matchTerms(r, model, sigs)
+	if err != nil {
+		return nil, err
+	}
+	stats, err := matchStats(r, model, sigs, policy, terms)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +240,9 @@ func makePlan(ctx context.Context, model string, sigs []Applied, s *scratch) (*p
 			Name: a.Sig.Name, File: a.Sig.Path, SHA256: a.Sig.FileSHA256, Alpha: a.Alpha, Variant: a.Sig.Variant,
 			Codec: a.Sig.Spec.String(), Tensors: len(a.Sig.Tensors), Transfer: len(differ[k]) > 0, Differ: differ[k],
 		})
+	}
+	if err := p.addStats(r, stats, policy, s); err != nil {
+		return nil, err
 	}
 	sort.SliceStable(p.touched, func(i, j int) bool { return p.touched[i].rel < p.touched[j].rel })
 	return p, nil
@@ -455,6 +468,21 @@ type PatchOptions struct {
 	Force bool
 	// Command is recorded with the patch.
 	Command string
+	// BNStats is what happens to the model's batch-norm running statistics; "" is KeepStats.
+	BNStats StatsPolicy
+	// NoSync skips the fsyncs. Outputs are still written atomically and in-place patches stay
+	// safe against a killed process (the page cache keeps the order of writes), but a power
+	// failure or an OS crash soon after may lose the output, or leave an in-place patch that
+	// the journal cannot roll back.
+	NoSync bool
+}
+
+// syncDir is atomicfile.SyncDir unless noSync is set.
+func syncDir(dir string, noSync bool) error {
+	if noSync {
+		return nil
+	}
+	return atomicfile.SyncDir(dir)
 }
 
 // hugePage is the size of a transparent huge page on x86-64 and arm64 Linux (see bigBuffer).

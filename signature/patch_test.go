@@ -263,7 +263,7 @@ func TestStackedPatches(t *testing.T) {
 		t.Errorf("history %+v, want two out-of-place then two in-place patches", h)
 	}
 	for range 2 {
-		if _, err := UnpatchInPlace(ctx, work); err != nil {
+		if _, err := UnpatchInPlace(ctx, work, UnpatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -316,7 +316,7 @@ func TestInPlaceMatchesOutOfPlace(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkTensorsEqualFormula(t, f.clean, work, []Applied{{s, -0.7}})
-		if _, err := UnpatchInPlace(ctx, work); err != nil {
+		if _, err := UnpatchInPlace(ctx, work, UnpatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if !sameFile(t, work, f.clean) {
@@ -403,7 +403,7 @@ func TestCrashSafety(t *testing.T) {
 				}
 			}
 			for range pre + 1 {
-				if _, err := UnpatchInPlace(ctx, work); err != nil {
+				if _, err := UnpatchInPlace(ctx, work, UnpatchOptions{}); err != nil {
 					t.Fatalf("%s: unpatch after recovery: %v", name, err)
 				}
 			}
@@ -428,7 +428,7 @@ func TestCrashSafety(t *testing.T) {
 	// An unpatch stopped after its journal, or half way, is completed.
 	for _, step := range []string{"journal", "restored"} {
 		crashHook = func(st string) bool { return st == step }
-		_, err := UnpatchInPlace(ctx, work)
+		_, err := UnpatchInPlace(ctx, work, UnpatchOptions{})
 		crashHook = nil
 		if !errors.Is(err, errCrash) {
 			t.Fatalf("unpatch %s: %v", step, err)

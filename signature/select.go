@@ -155,7 +155,7 @@ func selectLayers(layers []layer.Layer, spec string, measure func([]Unit) ([]flo
 		if _, err := path.Match(p, ""); err != nil || p == "" {
 			return nil, fmt.Errorf("signature: --layers: bad pattern %q (want first:N, auto, or name patterns such as features.0,features.2 or 'layer1.*')", p)
 		}
-		hit := false
+		hit, buffers := false, false
 		for _, l := range layers {
 			if ok, _ := path.Match(p, l.Name); ok {
 				for _, t := range params(l.Tensors) {
@@ -165,11 +165,21 @@ func selectLayers(layers []layer.Layer, spec string, measure func([]Unit) ([]flo
 				continue
 			}
 			for _, t := range l.Tensors {
-				if ok, _ := path.Match(p, t); ok {
-					picked[t] = true
-					hit = true
+				if ok, _ := path.Match(p, t); !ok {
+					continue
 				}
+				// A pattern such as "bn1.*" also matches the running statistics, which are not
+				// signature material (num_batches_tracked is not even a float).
+				if isBuffer(t) {
+					buffers = true
+					continue
+				}
+				picked[t] = true
+				hit = true
 			}
+		}
+		if !hit && buffers {
+			return nil, fmt.Errorf("signature: --layers: pattern %q matches only batch-norm running statistics, which are not signature material (extract --bn-stats stores the robust model's)", p)
 		}
 		if !hit {
 			return nil, fmt.Errorf("signature: --layers: pattern %q matches no layer or tensor of the model", p)

@@ -148,31 +148,54 @@ func patchSharded(ctx context.Context, index, out string, sigs []Applied, opts P
 		return nil, err
 	}
 	// Every tensor must be found across the shards before anything is written.
-	if _, err := matchTerms(sh.r, index, sigs); err != nil {
+	terms, err := matchTerms(sh.r, index, sigs)
+	if err != nil {
+		return nil, err
+	}
+	stats, err := matchStats(sh.r, index, sigs, opts.BNStats, terms)
+	if err != nil {
 		return nil, err
 	}
 	// Each shard gets the part of every signature that it stores.
 	type part struct {
-		sigs []Applied
-		from []int // index in sigs of each part's signature
+		sigs  []Applied
+		from  []int // index in sigs of each part's signature
+		stats bool  // some of its signatures carry running statistics to blend in
 	}
 	parts := map[string]*part{}
 	for k, a := range sigs {
-		by := map[string][]*Tensor{}
-		for _, t := range a.Sig.Tensors {
-			by[sh.of[t.Name]] = append(by[sh.of[t.Name]], t)
+		by := map[string]*Signature{}
+		sub := func(f string) *Signature {
+			if by[f] == nil {
+				s := *a.Sig
+				s.Tensors, s.Stats = nil, nil
+				by[f] = &s
+			}
+			return by[f]
 		}
-		for f, ts := range by {
-			sub := *a.Sig
-			sub.Tensors = ts
+		for _, t := range a.Sig.Tensors {
+			s := sub(sh.of[t.Name])
+			s.Tensors = append(s.Tensors, t)
+		}
+		for _, st := range a.Sig.Stats {
+			if _, ok := stats[st.Name]; ok {
+				s := sub(sh.of[st.Name])
+				s.Stats = append(s.Stats, st)
+			}
+		}
+		for f, s := range by {
 			if parts[f] == nil {
 				parts[f] = &part{}
 			}
-			parts[f].sigs = append(parts[f].sigs, Applied{Sig: &sub, Alpha: a.Alpha})
+			parts[f].sigs = append(parts[f].sigs, Applied{Sig: s, Alpha: a.Alpha})
 			parts[f].from = append(parts[f].from, k)
+			parts[f].stats = parts[f].stats || len(s.Stats) > 0
 		}
 	}
-	rep := &PatchReport{Model: index, Out: out, Command: opts.Command, Signatures: make([]AppliedReport, len(sigs))}
+	rep := &PatchReport{Model: index, Out: out, Command: opts.Command, Signatures: make([]AppliedReport, len(sigs)), BNStats: KeepStats}
+	if stats != nil {
+		rep.BNStats = SignatureStats
+	}
 	for k, a := range sigs {
 		rep.Signatures[k] = AppliedReport{Name: a.Sig.Name, File: a.Sig.Path, SHA256: a.Sig.FileSHA256, Alpha: a.Alpha,
 			Variant: a.Sig.Variant, Codec: a.Sig.Spec.String(), Tensors: len(a.Sig.Tensors)}
@@ -195,7 +218,11 @@ func patchSharded(ctx context.Context, index, out string, sigs []Applied, opts P
 			c.done(dst)
 			continue
 		}
-		r, err := Patch(ctx, src, dst, p.sigs, opts)
+		o := opts
+		if !p.stats {
+			o.BNStats = KeepStats // the statistics to blend in lie in other shards
+		}
+		r, err := Patch(ctx, src, dst, p.sigs, o)
 		if err != nil {
 			return nil, err
 		}
@@ -206,6 +233,7 @@ func patchSharded(ctx context.Context, index, out string, sigs []Applied, opts P
 		rep.TouchedBytes += r.TouchedBytes
 		rep.UndoBytes += r.UndoBytes
 		for i, k := range p.from {
+			rep.Signatures[k].Stats = append(rep.Signatures[k].Stats, r.Signatures[i].Stats...)
 			if s := r.Signatures[i]; s.Transfer {
 				rep.Signatures[k].Transfer = true
 				rep.Signatures[k].Differ = append(rep.Signatures[k].Differ, s.Differ...)

@@ -192,7 +192,7 @@ func TestPatchSharded(t *testing.T) {
 	if _, err := PatchInPlace(ctx, index, applied, PatchOptions{}); !errors.Is(err, ErrShardedInPlace) {
 		t.Errorf("in-place patch of a sharded checkpoint: %v, want ErrShardedInPlace", err)
 	}
-	if _, err := UnpatchInPlace(ctx, out); !errors.Is(err, ErrShardedInPlace) {
+	if _, err := UnpatchInPlace(ctx, out, UnpatchOptions{}); !errors.Is(err, ErrShardedInPlace) {
 		t.Errorf("in-place unpatch of a sharded checkpoint: %v, want ErrShardedInPlace", err)
 	}
 	// An existing output needs Force.

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/rws-project/rws/internal/kernel"
+	"github.com/rws-project/rws/internal/mem"
 	"github.com/rws-project/rws/quant"
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
@@ -23,11 +24,13 @@ import (
 // FormatName is the value of the "format" metadata key of a signature file.
 const FormatName = "rws.signature"
 
-// Versions of the signature file format this package reads; it writes Version.
+// Versions of the signature file format this package reads; it writes Version, or StatsVersion
+// for a signature that carries running statistics (Signature.Stats), which version 1 cannot.
 const (
-	MinVersion = 1
-	MaxVersion = 1
-	Version    = 1
+	MinVersion   = 1
+	MaxVersion   = 2
+	Version      = 1
+	StatsVersion = 2
 )
 
 // Metadata keys of a signature file (see the package documentation).
@@ -174,9 +177,21 @@ func (t *Tensor) decode() ([]float32, error) {
 
 // firstNonFinite is the index of the first NaN or ±Inf in xs, or −1.
 func firstNonFinite(xs []float32) int {
-	for i, v := range xs {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return i
+	// An all-ones exponent is a NaN or an infinity: adding one to the exponent then carries into
+	// bit 31. Testing a block at a time keeps the loop free of branches.
+	const exp, one = 0x7f800000, 0x00800000
+	for lo := 0; lo < len(xs); lo += 256 {
+		blk := xs[lo:min(lo+256, len(xs))]
+		var hit uint32
+		for _, v := range blk {
+			hit |= (math.Float32bits(v)&exp + one) >> 31
+		}
+		if hit != 0 {
+			for i, v := range blk {
+				if math.Float32bits(v)&exp == exp {
+					return lo + i
+				}
+			}
 		}
 	}
 	return -1
@@ -218,6 +233,9 @@ type Signature struct {
 	Selection string
 	Tensors   []*Tensor
 	Sources   Sources
+	// Stats are the robust models' batch-norm running statistics of the signature's layers,
+	// carried for patching with SignatureStats; nil unless extracted with them.
+	Stats []*RunningStat
 	// Command is the command line that extracted the signature.
 	Command string
 	// ModelBytes is the size of the full clean model as a float32 checkpoint: its file size with
@@ -225,7 +243,7 @@ type Signature struct {
 	ModelBytes int64
 	// FileBytes is the size of the signature file; set by Read and Write.
 	FileBytes int64
-	// Version is the file format version read; Write writes Version.
+	// Version is the file format version read or written (see fileVersion).
 	Version int
 	// Path is the file the signature was read from or written to.
 	Path string
@@ -284,7 +302,7 @@ func (s *Signature) stored() []safetensors.Tensor {
 		out = append(out, safetensors.Tensor{Name: t.Name + paramsSuffix, DType: tensor.F32,
 			Shape: []int64{int64(t.q.Groups), int64(s.Spec.ParamsPerGroup())}, Data: params})
 	}
-	return out
+	return append(out, s.storedStats()...)
 }
 
 // metadata returns the __metadata__ of s's file, with the given file size and ratio.
@@ -303,7 +321,7 @@ func (s *Signature) metadata(fileBytes int64) (map[string]string, error) {
 	}
 	m := map[string]string{
 		keyFormat:      FormatName,
-		keyVersion:     strconv.Itoa(Version),
+		keyVersion:     strconv.Itoa(s.fileVersion()),
 		keyName:        s.Name,
 		keyVariant:     string(s.Variant),
 		keyCodec:       string(s.Spec.Codec),
@@ -316,6 +334,9 @@ func (s *Signature) metadata(fileBytes int64) (map[string]string, error) {
 		keyCommand:     s.Command,
 		keyModelBytes:  strconv.FormatInt(s.ModelBytes, 10),
 		keyFileBytes:   strconv.FormatInt(fileBytes, 10),
+	}
+	if len(s.Stats) > 0 {
+		m[keyBNStats] = marshal(s.Stats)
 	}
 	if s.ModelBytes > 0 && fileBytes > 0 {
 		m[keyRatio] = strconv.FormatFloat(float64(s.ModelBytes)/float64(fileBytes), 'f', 2, 64)
@@ -377,7 +398,7 @@ func (s *Signature) Write(path string, opts WriteOptions) error {
 	}
 	s.FileBytes = size
 	s.Path = path
-	s.Version = Version
+	s.Version = s.fileVersion()
 	s.FileSHA256 = fileSum
 	return nil
 }
@@ -386,18 +407,33 @@ func (s *Signature) Write(path string, opts WriteOptions) error {
 func IsSignature(meta map[string]string) bool { return meta[keyFormat] == FormatName }
 
 // Read loads and checks the signature file at path: format and version, every stored tensor
-// present with the declared type and shape and matching its SHA-256, and codes that decode.
-// Every problem is a *FormatError (matching ErrFormat).
+// (running statistics included) present with the declared type and shape and matching its
+// SHA-256, and codes that decode. Every problem is a *FormatError (matching ErrFormat). The file
+// is read once, into memory that the signature's tensors then use.
 func Read(path string) (*Signature, error) {
-	r, err := safetensors.Open(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, &FormatError{Path: path, Detail: "not a readable safetensors file", Err: err}
 	}
-	defer r.Close()
+	// The whole file is hashed on another core while the tensors are checked.
+	var fileSum string
+	hashed := make(chan struct{})
+	go func() {
+		fileSum = hexSHA256(data)
+		close(hashed)
+	}()
+	defer func() { <-hashed }()
+	infos, meta, err := safetensors.Parse(path, data)
+	if err != nil {
+		return nil, &FormatError{Path: path, Detail: "not a readable safetensors file", Err: err}
+	}
+	r := &stored{data: data, infos: map[string]safetensors.Info{}}
+	for _, in := range infos {
+		r.infos[in.Name] = in
+	}
 	bad := func(format string, args ...any) error {
 		return &FormatError{Path: path, Detail: fmt.Sprintf(format, args...)}
 	}
-	meta := r.Metadata()
 	if meta[keyFormat] != FormatName {
 		return nil, bad("metadata format is %q, want %q (is this a model rather than a signature?)", meta[keyFormat], FormatName)
 	}
@@ -413,6 +449,7 @@ func Read(path string) (*Signature, error) {
 		Command:     meta[keyCommand],
 		Version:     ver,
 		Path:        path,
+		FileBytes:   int64(len(data)),
 	}
 	if s.Variant != Projection && s.Variant != Difference {
 		return nil, bad("unknown variant %q", s.Variant)
@@ -450,20 +487,6 @@ func Read(path string) (*Signature, error) {
 	if s.ModelBytes, err = strconv.ParseInt(meta[keyModelBytes], 10, 64); err != nil {
 		return nil, bad("metadata %s %q is not a number", keyModelBytes, meta[keyModelBytes])
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	s.FileBytes = st.Size()
-	// Hash the whole file while the tensors are checked.
-	var fileSum string
-	var fileErr error
-	hashed := make(chan struct{})
-	go func() {
-		fileSum, fileErr = fileSHA256(path)
-		close(hashed)
-	}()
-	defer func() { <-hashed }()
 	want := map[string]bool{}
 	seen := map[string]bool{}
 	for _, t := range s.Tensors {
@@ -475,21 +498,66 @@ func Read(path string) (*Signature, error) {
 			return nil, &FormatError{Path: path, Detail: fmt.Sprintf("tensor %q", t.Name), Err: err}
 		}
 	}
-	for _, n := range r.Names() {
-		if !want[n] {
-			return nil, bad("stored tensor %q is not listed in the metadata", n)
+	if err := s.loadStats(r, meta, ver, want, seen); err != nil {
+		return nil, err
+	}
+	for _, in := range infos {
+		if !want[in.Name] {
+			return nil, bad("stored tensor %q is not listed in the metadata", in.Name)
 		}
 	}
 	<-hashed
-	if fileErr != nil {
-		return nil, fileErr
-	}
 	s.FileSHA256 = fileSum
 	return s, nil
 }
 
+// readFile returns the content of the file at path, in memory from mem.Bytes.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	data := mem.Bytes(int(st.Size()))
+	if _, err := f.ReadAt(data, 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%s became shorter while it was read", path)
+		}
+		return nil, err
+	}
+	return data, nil
+}
+
+// stored is a signature file's tensors, in memory.
+type stored struct {
+	data  []byte
+	infos map[string]safetensors.Info
+}
+
+// Info describes the stored tensor name.
+func (r *stored) Info(name string) (safetensors.Info, bool) {
+	in, ok := r.infos[name]
+	return in, ok
+}
+
+// ReadRaw returns the stored bytes of the tensor name (a view of the file's memory).
+func (r *stored) ReadRaw(name string) ([]byte, error) {
+	in, ok := r.infos[name]
+	if !ok {
+		return nil, fmt.Errorf("stored tensor %q is missing", name)
+	}
+	return r.data[in.Offset : in.Offset+in.Size : in.Offset+in.Size], nil
+}
+
 // load reads t's stored data from r, checks it and marks the stored names in want.
-func (s *Signature) load(r *safetensors.Reader, t *Tensor, want map[string]bool) error {
+func (s *Signature) load(r *stored, t *Tensor, want map[string]bool) error {
 	n := t.Elements()
 	if t.Name == "" || strings.Contains(t.Name, ":") {
 		return fmt.Errorf("bad tensor name")
@@ -549,16 +617,3 @@ func (s *Signature) load(r *safetensors.Reader, t *Tensor, want map[string]bool)
 	return nil
 }
 
-// fileSHA256 returns the hex SHA-256 of a file's bytes.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}

@@ -44,6 +44,30 @@ func (s source) floatInfo(name string, shape []int64) (safetensors.Info, error) 
 	return in, err
 }
 
+// read returns the named tensor as float64 with its raw bytes' SHA-256, checking it as check
+// does. It reads the whole tensor at once: it is meant for small ones (running statistics).
+func (s source) read(name string, shape []int64) ([]float64, string, error) {
+	in, err := s.floatInfo(name, shape)
+	if err != nil {
+		return nil, "", err
+	}
+	raw, err := s.r.ReadRaw(name)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]float64, in.Elements())
+	if err := tensor.DecodeFloat64(in.DType, raw, out); err != nil {
+		return nil, "", fmt.Errorf("signature: %s: tensor %q: %w", s.path, name, err)
+	}
+	for i, v := range out {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, "", fmt.Errorf("signature: %s: tensor %q: value %d is %v", s.path, name, i, v)
+		}
+	}
+	sum := sha256.Sum256(raw)
+	return out, hex.EncodeToString(sum[:]), nil
+}
+
 // check reads the named tensor and returns the first problem with it: missing, another shape,
 // not floating-point, unreadable, or a NaN or ±Inf value; nil if there is none. Extraction's
 // fast path notices that something is wrong without saying what (a non-finite sum, a failed

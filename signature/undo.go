@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -118,38 +119,20 @@ func hexSHA256(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// deflate compresses b into buf's memory (fastest level: the data is mostly either zero or
-// noise), growing past it only if it must.
-func deflate(b, buf []byte) []byte {
-	out := bytes.NewBuffer(buf[:0])
-	w, _ := flate.NewWriter(out, flate.BestSpeed)
-	w.Write(b)
-	w.Close()
-	return out.Bytes()
-}
-
-// deflateBound is room enough for deflate of n bytes: incompressible data goes into stored
-// blocks of at most 64 KiB with a 5-byte header each.
-func deflateBound(n int64) int64 { return n + 5*(n/(1<<15)+2) + 64 }
-
-// inflate decompresses exactly len(out) bytes into out, refusing more or fewer.
-func inflate(b, out []byte) error {
-	r := flate.NewReader(bytes.NewReader(b))
-	defer r.Close()
-	if _, err := io.ReadFull(r, out); err != nil {
-		return fmt.Errorf("compressed data ends early: %w", err)
-	}
-	var one [1]byte
-	if m, _ := r.Read(one[:]); m != 0 {
-		return fmt.Errorf("compressed data is longer than %d bytes", len(out))
-	}
-	return nil
-}
-
 // xorPlanes writes to out a ^ b with byte planes split (all first bytes of the elements, then all
 // second bytes, …), which puts the rarely changing sign and exponent bytes together.
 func xorPlanes(a, b []byte, es int, out []byte) {
 	n := len(a) / es
+	if es == 4 {
+		// F32, the common case: one 32-bit load per element and operand.
+		p0, p1, p2, p3 := out[:n], out[n:2*n], out[2*n:3*n], out[3*n:4*n]
+		a, b = a[:4*n], b[:4*n]
+		for i := range p0 {
+			x := binary.LittleEndian.Uint32(a[4*i:]) ^ binary.LittleEndian.Uint32(b[4*i:])
+			p0[i], p1[i], p2[i], p3[i] = byte(x), byte(x>>8), byte(x>>16), byte(x>>24)
+		}
+		return
+	}
 	for i := range n {
 		for k := range es {
 			out[k*n+i] = a[i*es+k] ^ b[i*es+k]
@@ -206,7 +189,7 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 	}
 	var s scratch
 	defer s.release()
-	p, err := makePlan(ctx, model, sigs, &s)
+	p, err := makePlan(ctx, model, sigs, opts.BNStats, &s)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +217,7 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 		return nil, fmt.Errorf("signature: %w", err)
 	}
 	p.report.UndoBytes = undoBytes
-	if err := writeModel(ctx, out, opts.Force, hdr, model, p.dataStart, p.size-p.dataStart, p.touched, false); err != nil {
+	if err := writeModel(ctx, out, atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}, hdr, model, p.dataStart, p.size-p.dataStart, p.touched, false); err != nil {
 		return nil, err
 	}
 	if err := verifyTensors(out, int64(len(hdr)), p.touched, false); err != nil {
@@ -371,7 +354,7 @@ func undoHeader(infos []safetensors.Info, meta map[string]string, rec *undoRecor
 	prev := 0
 	for k, b := range big {
 		esc(skel[prev:at[k]])
-		base64.StdEncoding.Encode(hdr[w:], b)
+		encodeBase64(hdr[w:], b)
 		w += base64.StdEncoding.EncodedLen(len(b))
 		prev = at[k] + base64.StdEncoding.EncodedLen(len(markerOf(k)))
 	}
@@ -381,6 +364,32 @@ func undoHeader(infos []safetensors.Info, meta map[string]string, rec *undoRecor
 		hdr[w] = ' '
 	}
 	return hdr, size, nil
+}
+
+// encodeBase64 is base64.StdEncoding.Encode, on all cores for large src: pieces of a multiple of
+// 3 bytes encode independently.
+func encodeBase64(dst, src []byte) {
+	const piece = 3 << 18 // 768 KiB
+	if len(src) < 2*piece {
+		base64.StdEncoding.Encode(dst, src)
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan int, len(src)/piece+1)
+	for lo := 0; lo < len(src); lo += piece {
+		next <- lo
+	}
+	close(next)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lo := range next {
+				base64.StdEncoding.Encode(dst[lo/3*4:], src[lo:min(len(src), lo+piece)])
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // undoHeaderPlain is undoHeader the plain way.
@@ -423,22 +432,26 @@ func pagePad(n, like int64) int64 {
 // soon as it is written.
 const writeChunk = 16 << 20
 
-// writeModel writes path (atomically) as hdr followed by the data section of src (dataBytes
-// bytes from srcStart) with the touched tensors' ranges replaced by their new bytes, or by their
-// old bytes when restore is set. The untouched ranges are copied in the kernel where it can, and
-// the writeback to disk runs alongside, so that little is left for the final fsync.
-func writeModel(ctx context.Context, path string, force bool, hdr []byte, src string, srcStart, dataBytes int64, touched []*touch, restore bool) error {
+// writeModel writes path (atomically, as opts say) as hdr followed by the data section of src
+// (dataBytes bytes from srcStart) with the touched tensors' ranges replaced by their new bytes, or
+// by their old bytes when restore is set. The untouched ranges are copied in the kernel where it
+// can, and unless opts.NoSync the writeback to disk runs alongside, so that little is left for
+// the final fsync.
+func writeModel(ctx context.Context, path string, opts atomicfile.Options, hdr []byte, src string, srcStart, dataBytes int64, touched []*touch, restore bool) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	f, err := atomicfile.Create(path, atomicfile.Options{Force: force})
+	f, err := atomicfile.Create(path, opts)
 	if err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
 	defer f.Abort()
-	w := newWriteback(f.File)
+	w := &writeback{}
+	if !opts.NoSync {
+		w = newWriteback(f.File)
+	}
 	defer w.stop()
 	c := &rangeCopier{dst: f.File, src: in}
 	// write puts b at off, or copies b's bytes from src at srcOff when b is nil, a chunk at a time.
@@ -523,6 +536,10 @@ func (w *writeback) stop() {
 	}
 }
 
+// verifyBufSize is the buffer verifyTensors reads back through: small, because fresh memory costs
+// a page fault per 4 KiB (see mem.Bytes).
+const verifyBufSize = 256 << 10
+
 // verifyTensors reads back the touched tensors of a file written by writeModel with a header of
 // hdrLen bytes and checks that they hold the bytes written.
 func verifyTensors(path string, hdrLen int64, touched []*touch, restore bool) error {
@@ -531,7 +548,7 @@ func verifyTensors(path string, hdrLen int64, touched []*touch, restore bool) er
 		return fmt.Errorf("signature: reading back %s: %w", path, err)
 	}
 	defer f.Close()
-	buf := make([]byte, copyBufSize)
+	buf := make([]byte, verifyBufSize)
 	for _, t := range touched {
 		want := t.new
 		if restore {
@@ -564,10 +581,12 @@ type UnpatchReport struct {
 	Shards []string `json:"shards,omitempty"`
 }
 
-// UnpatchOptions controls Unpatch.
+// UnpatchOptions controls Unpatch and UnpatchInPlace.
 type UnpatchOptions struct {
 	// Force replaces an existing output.
 	Force bool
+	// NoSync skips the fsyncs (see PatchOptions).
+	NoSync bool
 }
 
 // Unpatch writes out as the model was before its last patch: every tensor byte for byte, and its
@@ -650,7 +669,7 @@ func Unpatch(ctx context.Context, patched, out string, opts UnpatchOptions) (*Un
 		touched = append(touched, &touch{info: in, rel: ut.Offset, old: old, new: now})
 		rep.Tensors = append(rep.Tensors, ut.Name)
 	}
-	if err := writeModel(ctx, out, opts.Force, orig, patched, dataStart, rec.DataBytes, touched, true); err != nil {
+	if err := writeModel(ctx, out, atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}, orig, patched, dataStart, rec.DataBytes, touched, true); err != nil {
 		return nil, err
 	}
 	if err := verifyTensors(out, int64(len(orig)), touched, true); err != nil {
@@ -742,37 +761,52 @@ func removeStale(out string) error {
 
 // undoOf makes the undo entry of a touched tensor: the XOR of the original with the patched
 // bytes, or with predictOriginal plus the terms, whichever takes fewer bytes. Its byte fields
-// live in s.
+// live in s. When the terms are small (quantized signatures), the prediction is tried first and
+// kept without trying the other when it takes under an eighth of the tensor: the plain XOR holds
+// the changed low mantissa bytes of every value and is never that small in practice.
 func undoOf(t *touch, s *scratch) undoTensor {
 	es := t.info.DType.Size()
-	ut := undoTensor{Name: t.info.Name, Offset: t.rel, Size: t.info.Size, ElemSize: es, Before: t.oldSum, After: t.newSum}
-	// The planes and the prediction are freed at once: a large patch must not hold several
-	// copies of every touched tensor at the same time.
-	planes, free := bigBuffer(int(t.info.Size))
-	defer free()
-	xorPlanes(t.old, t.new, es, planes)
-	ut.XOR = deflate(planes, s.alloc(deflateBound(t.info.Size)))
+	size := t.info.Size
+	ut := undoTensor{Name: t.info.Name, Offset: t.rel, Size: size, ElemSize: es, Before: t.oldSum, After: t.newSum}
 	vals := make([][]float32, len(t.sigs))
 	terms := make([]undoTerm, len(t.sigs))
 	cost := 0
 	for k, sg := range t.sigs {
 		v, err := sg.Values()
 		if err != nil {
-			return ut // cannot happen: makePlan decoded them
+			cost = math.MaxInt // cannot happen: makePlan decoded them
+			break
 		}
 		vals[k] = v
 		terms[k] = termOf(t.alphas[k], sg)
 		cost += terms[k].size()
 	}
-	if cost >= len(ut.XOR) {
-		return ut
+	// The planes and the prediction are freed at once: a large patch must not hold several
+	// copies of every touched tensor at the same time.
+	planes, free := bigBuffer(int(size))
+	defer free()
+	predicted := func() []byte {
+		pred, freePred := bigBuffer(int(size))
+		defer freePred()
+		predictOriginal(t.info.DType, t.new, t.alphas, vals, pred)
+		xorPlanes(t.old, pred, es, planes)
+		return deflate(planes, s.alloc(deflateBound(size)))
 	}
-	pred, freePred := bigBuffer(int(t.info.Size))
-	defer freePred()
-	predictOriginal(t.info.DType, t.new, t.alphas, vals, pred)
-	xorPlanes(t.old, pred, es, planes)
-	if x := deflate(planes, s.alloc(deflateBound(t.info.Size))); len(x)+cost < len(ut.XOR) {
-		ut.XOR, ut.Terms = x, terms
+	var withTerms []byte
+	if int64(cost) < size/4 {
+		withTerms = predicted()
+		if int64(len(withTerms)+cost) <= size/8 {
+			ut.XOR, ut.Terms = withTerms, terms
+			return ut
+		}
+	}
+	xorPlanes(t.old, t.new, es, planes)
+	ut.XOR = deflate(planes, s.alloc(deflateBound(size)))
+	if withTerms == nil && cost < len(ut.XOR) {
+		withTerms = predicted()
+	}
+	if withTerms != nil && len(withTerms)+cost < len(ut.XOR) {
+		ut.XOR, ut.Terms = withTerms, terms
 	}
 	return ut
 }

@@ -3,6 +3,7 @@ package signature
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -236,7 +237,7 @@ func TestDamagedUndoData(t *testing.T) {
 	side := work + UndoSuffix
 	good, _ := os.ReadFile(side)
 	flipLast(side)
-	if _, err := UnpatchInPlace(ctx, work); err == nil || !strings.Contains(err.Error(), "damaged") {
+	if _, err := UnpatchInPlace(ctx, work, UnpatchOptions{}); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("unpatch with damaged originals: %v, want an error saying so", err)
 	}
 	if _, err := Unpatch(ctx, work, filepath.Join(dir, "out"), UnpatchOptions{}); err == nil || !strings.Contains(err.Error(), "damaged") {
@@ -278,6 +279,24 @@ func TestApplyNonFinite(t *testing.T) {
 		err := applyTensor(tensor.F32, raw, alphas, vals, make([]byte, len(raw)))
 		if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "value 1 ") {
 			t.Errorf("%d terms: %v, want ErrNonFinite at value 1", len(vals), err)
+		}
+	}
+}
+
+// TestEncodeBase64 checks the parallel encoder against the standard one around its piece size.
+func TestEncodeBase64(t *testing.T) {
+	const piece = 3 << 18
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 2, 3, 2*piece - 1, 2 * piece, 2*piece + 1, 5*piece + 2} {
+		src := make([]byte, n)
+		for i := range src {
+			src[i] = byte(r.Uint32())
+		}
+		want := base64.StdEncoding.EncodeToString(src)
+		dst := make([]byte, base64.StdEncoding.EncodedLen(n))
+		encodeBase64(dst, src)
+		if string(dst) != want {
+			t.Errorf("%d bytes: encoding differs from encoding/base64", n)
 		}
 	}
 }

@@ -132,6 +132,54 @@ func EncodeFloat32(d DType, src []float32, dst []byte) error {
 	return nil
 }
 
+// EncodeFloat64 converts src into little-endian elements of type d in dst, rounding each value
+// once to nearest even: going through float32 first would round twice, and could then miss the
+// nearest F16 or BF16 value of a float64 just off a halfway point. d must be F64, F32, F16 or
+// BF16; len(dst) must be len(src)*d.Size().
+func EncodeFloat64(d DType, src []float64, dst []byte) error {
+	if !d.Writable() {
+		return fmt.Errorf("tensor: cannot encode float64 as %q (supported: F64, F32, F16, BF16)", d)
+	}
+	if len(dst) != len(src)*d.Size() {
+		return fmt.Errorf("tensor: %d bytes cannot hold %d elements of %s", len(dst), len(src), d)
+	}
+	switch d {
+	case F64:
+		for i, v := range src {
+			binary.LittleEndian.PutUint64(dst[8*i:], math.Float64bits(v))
+		}
+	case F32:
+		for i, v := range src {
+			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(float32(v)))
+		}
+	case F16:
+		for i, v := range src {
+			binary.LittleEndian.PutUint16(dst[2*i:], Float32ToF16(roundToOdd32(v)))
+		}
+	case BF16:
+		for i, v := range src {
+			binary.LittleEndian.PutUint16(dst[2*i:], Float32ToBF16(roundToOdd32(v)))
+		}
+	}
+	return nil
+}
+
+// roundToOdd32 rounds v to float32 toward zero and, when that is inexact, sets the lowest
+// significand bit. A float32 rounded that way, then rounded to nearest even into a format with at
+// least two fewer significand bits at every magnitude (F16, BF16), gives the nearest-even
+// rounding of v itself (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums:
+// proved algorithms using rounding to odd", IEEE Trans. Computers 57(4), 2008).
+func roundToOdd32(v float64) float32 {
+	f := float32(v)
+	if float64(f) == v || v != v {
+		return f
+	}
+	if math.Abs(float64(f)) > math.Abs(v) {
+		f = math.Nextafter32(f, 0)
+	}
+	return math.Float32frombits(math.Float32bits(f) | 1)
+}
+
 // F16ToFloat32 converts IEEE 754 half-precision bits to float32 exactly.
 func F16ToFloat32(h uint16) float32 {
 	sign := uint32(h>>15) << 31

@@ -135,6 +135,89 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+// TestEncodeFloat64RoundsOnce checks EncodeFloat64 at every halfway point between adjacent
+// positive and negative finite F16 and BF16 values: a float64 a hair above (below) the midpoint
+// must round up (down) in magnitude, exactly on it to the even code. The hair is far below
+// float32's resolution there, so rounding through float32 first turns it into a tie; the test
+// counts the cases where that double rounding would be wrong, to show that it can tell.
+func TestEncodeFloat64RoundsOnce(t *testing.T) {
+	formats := []struct {
+		d      DType
+		last   uint16 // the largest finite code
+		decode func(uint16) float32
+	}{
+		{F16, 0x7bff, F16ToFloat32},
+		{BF16, 0x7f7f, BF16ToFloat32},
+	}
+	enc := func(d DType, v float64) uint16 {
+		b := make([]byte, 2)
+		if err := EncodeFloat64(d, []float64{v}, b); err != nil {
+			t.Fatal(err)
+		}
+		return binary.LittleEndian.Uint16(b)
+	}
+	for _, f := range formats {
+		twice := 0
+		for h := uint16(0); h < f.last; h++ {
+			for _, sign := range []uint16{0, 0x8000} {
+				lo, hi := float64(f.decode(h|sign)), float64(f.decode((h+1)|sign))
+				mid := (lo + hi) / 2 // exact: both have few significand bits
+				hair := (hi - lo) * 0x1p-30
+				even := h | sign
+				if h&1 == 1 {
+					even = (h + 1) | sign
+				}
+				for _, c := range []struct {
+					v    float64
+					want uint16
+				}{{mid + hair, (h + 1) | sign}, {mid - hair, h | sign}, {mid, even}} {
+					if got := enc(f.d, c.v); got != c.want {
+						t.Fatalf("%s: EncodeFloat64(%v) = %#04x, want %#04x (between %#04x and %#04x)", f.d, c.v, got, c.want, h|sign, (h+1)|sign)
+					}
+					b := make([]byte, 2)
+					EncodeFloat32(f.d, []float32{float32(c.v)}, b)
+					if binary.LittleEndian.Uint16(b) != c.want {
+						twice++
+					}
+				}
+			}
+		}
+		if twice == 0 {
+			t.Errorf("%s: rounding through float32 was never wrong here, so this test cannot tell", f.d)
+		}
+	}
+	// Above the largest finite value by more than half a step: infinity; F32 and F64 as Go
+	// converts them.
+	if got := enc(F16, 65520.000001); got != 0x7c00 {
+		t.Errorf("F16 overflow: %#04x, want +Inf", got)
+	}
+	if got := enc(BF16, -math.MaxFloat64); got != 0xff80 {
+		t.Errorf("BF16 overflow: %#04x, want -Inf", got)
+	}
+	src := []float64{0, math.Copysign(0, -1), 1.0000000001, -3.3e-39, 1e300, math.Inf(1)}
+	b32, b64 := make([]byte, 4*len(src)), make([]byte, 8*len(src))
+	if err := EncodeFloat64(F32, src, b32); err != nil {
+		t.Fatal(err)
+	}
+	if err := EncodeFloat64(F64, src, b64); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range src {
+		if got := binary.LittleEndian.Uint32(b32[4*i:]); got != math.Float32bits(float32(v)) {
+			t.Errorf("F32(%v) = %#08x", v, got)
+		}
+		if got := binary.LittleEndian.Uint64(b64[8*i:]); got != math.Float64bits(v) {
+			t.Errorf("F64(%v) = %#x", v, got)
+		}
+	}
+	if err := EncodeFloat64(I64, []float64{1}, make([]byte, 8)); err == nil {
+		t.Error("EncodeFloat64 to I64 succeeded")
+	}
+	if err := EncodeFloat64(F32, []float64{1}, make([]byte, 3)); err == nil {
+		t.Error("EncodeFloat64 with a wrong length succeeded")
+	}
+}
+
 func TestErrors(t *testing.T) {
 	if _, err := ParseDType("F33"); err == nil {
 		t.Error("ParseDType(F33) succeeded")

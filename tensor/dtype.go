@@ -1,5 +1,5 @@
 // Package tensor names the element types of checkpoint tensors and converts raw little-endian
-// tensor bytes to and from float32. It does no I/O.
+// tensor bytes to and from float32 and float64. It does no I/O.
 //
 // Narrowing conversions (float32 to F16 or BF16) round to nearest, ties to even, as PyTorch and
 // NumPy do; NaN stays NaN (quiet) and values beyond the largest finite number become ±Inf.
@@ -64,7 +64,7 @@ func (d DType) IsFloat() bool {
 	return false
 }
 
-// Writable reports whether EncodeFloat32 supports d.
+// Writable reports whether EncodeFloat32 and EncodeFloat64 support d.
 func (d DType) Writable() bool {
 	switch d {
 	case F64, F32, F16, BF16:

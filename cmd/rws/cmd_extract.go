@@ -19,14 +19,22 @@ func init() {
 		summary: "extract a robust weight signature (θ_c − θ₀ without its clean component) into a .rws file",
 		usage: `rws extract [--init θ0] --clean θstd --robust θc [--robust θc2 …] -o OUT.rws
        [--name NAME] [--layers first:N|auto|auto:T|PATTERNS] [--codec none|linear|log|tanh|gauss]
-       [--bits 1-8] [--granularity tensor|channel] [--order MODULES] [--force] [--json]
+       [--bits 1-8] [--granularity tensor|channel] [--order MODULES] [--bn-stats] [--force] [--json]
 
 With --init, each selected tensor's signature is (θc − θ0) with its component along (θstd − θ0)
 removed; without it, the plain difference θc − θstd. Several --robust models are averaged.
 --layers first:N keeps the first N weight layers from the input with their biases and batch-norm
 affine parameters; auto keeps the shallow layers whose relative difference ‖θc−θstd‖/‖θstd‖ is at
 least T (default 0.5) of the largest; patterns (comma-separated, * and ? wildcards) name layers or
-tensors, and are the only way to include the classifier head.`,
+tensors, and are the only way to include the classifier head.
+
+Batch-norm running statistics are never part of the signature. --bn-stats also stores the robust
+model's running_mean and running_var of the batch-norm layers among the selected ones, as they are
+(not a difference, never quantized; num_batches_tracked, a step count, is left out): with several
+--robust models their mean, computed in float64 and rounded once into their type. 'rws patch
+--bn-stats signature' then puts them in place of the patched model's. Such a file is format
+version 2, which rws before this option cannot read; without --bn-stats the file stays version 1.
+--bn-stats with selected layers that have no batch norm is an error.`,
 		run: runExtract,
 	})
 	describers = append(describers, describeSignature)
@@ -39,15 +47,15 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // describeSignature explains signature files for rws inspect.
-func describeSignature(path string, meta map[string]string) (string, bool) {
+func describeSignature(path string, meta map[string]string) (string, bool, error) {
 	if !signature.IsSignature(meta) {
-		return "", false
+		return "", false, nil
 	}
 	d, err := signature.Describe(path)
 	if err != nil {
-		return "cannot read the signature: " + err.Error(), true
+		return "cannot read the signature: " + err.Error(), true, err
 	}
-	return d.String(), true
+	return d.String(), true, nil
 }
 
 // commandLine records a command as the user could retype it.
@@ -76,8 +84,9 @@ func runExtract(ctx context.Context, a *app, args []string) error {
 	codec := fs.String("codec", "none", "quantization: none (the model's float type), linear, log, tanh or gauss")
 	bits := fs.Int("bits", 8, "bits per value for linear, log, tanh and gauss (1–8; log needs 2)")
 	gran := fs.String("granularity", "tensor", "quantization ranges per tensor or per output channel: tensor|channel")
+	bnStats := fs.Bool("bn-stats", false, "also store the robust models' batch-norm running statistics of the selected layers (their float64 mean, rounded once), for rws patch --bn-stats signature")
 	force := fs.Bool("force", false, "replace an existing output file")
-	asJSON := fs.Bool("json", false, "print JSON: {file, signature: {name, variant, codec, bits, layers, values, file_bytes, model_bytes, compression_ratio, tensors:[…]}, layer_deltas}")
+	asJSON := fs.Bool("json", false, "print JSON: {file, signature: {name, variant, codec, bits, layers, values, file_bytes, model_bytes, compression_ratio, tensors:[…], bn_stats:[…], bn_stats_layers}, layer_deltas}")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
@@ -113,13 +122,16 @@ func runExtract(ctx context.Context, a *app, args []string) error {
 	update, done := a.progress()
 	sig, choice, err := signature.Extract(ctx, signature.ExtractOptions{
 		Init: *init, Clean: *clean, Robust: robust, Name: *name, Layers: *layers, Order: layer.ParseStated(*order),
-		Spec: spec, Granularity: g, Command: commandLine("extract", args),
+		Spec: spec, Granularity: g, Command: commandLine("extract", args), BNStats: *bnStats,
 		Progress: func(i, n int) { update("extract: tensor %d of %d", i, n) },
 	})
 	done()
 	if err != nil {
 		if errors.Is(err, signature.ErrMismatch) {
 			return withHint(err, "the checkpoints must share one architecture and its parameter names")
+		}
+		if errors.Is(err, signature.ErrNoStats) {
+			return withHint(err, "leave out --bn-stats, or select layers followed by batch norm (e.g. --layers first:N of a model with batch norm)")
 		}
 		return err
 	}

@@ -14,14 +14,18 @@ func init() {
 	register(&command{
 		name:    "inspect",
 		summary: "list a checkpoint's tensors (layer order from the input), sizes and metadata",
-		usage:   "rws inspect [--json] [--stats] [--order MODULES] FILE...",
-		run:     runInspect,
+		usage: `rws inspect [--json] [--stats] [--order MODULES] FILE...
+
+A signature file or a patched model whose records fail their checks (a damaged tensor, a
+patch history that does not read) is shown as far as it can be, then reported with exit code 3.`,
+		run: runInspect,
 	})
 }
 
 // describers explain special files in words; packages that own a file format add theirs
-// (signature files do).
-var describers []func(path string, meta map[string]string) (string, bool)
+// (signature files do). A describer returns its text, whether it had anything to say, and an
+// error when the file failed its checks (the text then says why).
+var describers []func(path string, meta map[string]string) (string, bool, error)
 
 func runInspect(ctx context.Context, a *app, args []string) error {
 	c := commands["inspect"]
@@ -50,17 +54,36 @@ func runInspect(ctx context.Context, a *app, args []string) error {
 		}
 		reps = append(reps, rep)
 	}
-	if *asJSON {
-		if len(reps) == 1 {
-			return a.json(reps[0])
+	// A damaged signature or patch record is shown, then reported as a failed verification.
+	var failed []string
+	for _, rep := range reps {
+		for _, d := range describers {
+			if _, _, err := d(rep.Path, rep.Metadata); err != nil {
+				failed = append(failed, rep.Path)
+				break
+			}
 		}
-		return a.json(reps)
 	}
-	for i, rep := range reps {
-		if i > 0 {
-			a.printf("\n")
+	if *asJSON {
+		var err error
+		if len(reps) == 1 {
+			err = a.json(reps[0])
+		} else {
+			err = a.json(reps)
 		}
-		printInspect(a, rep, *stats)
+		if err != nil {
+			return err
+		}
+	} else {
+		for i, rep := range reps {
+			if i > 0 {
+				a.printf("\n")
+			}
+			printInspect(a, rep, *stats)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%w: %s did not pass its checks (see above)", errVerify, strings.Join(failed, ", "))
 	}
 	return nil
 }
@@ -68,7 +91,7 @@ func runInspect(ctx context.Context, a *app, args []string) error {
 func printInspect(a *app, rep *inspect.Report, stats bool) {
 	a.printf("%s\n", rep.Path)
 	for _, d := range describers {
-		if text, ok := d(rep.Path, rep.Metadata); ok {
+		if text, ok, _ := d(rep.Path, rep.Metadata); ok {
 			a.printf("%s\n", text)
 		}
 	}

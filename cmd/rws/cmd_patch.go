@@ -15,7 +15,7 @@ func init() {
 		name:    "patch",
 		summary: "apply signatures to a model: θ = θ + Σ α·RWS (out of place, or crash-safe in place)",
 		usage: `rws patch MODEL -s SIG.rws[@α] [-s SIG2.rws@α2 …] (-o OUT | --in-place) [--authors-scaling]
-       [--force] [--json]
+       [--bn-stats keep|signature] [--force] [--no-sync] [--json]
 
 α defaults to 1 and may be negative. Only the signatures' tensors change (computed in float32 and
 rounded once into the model's type); every other tensor is copied byte for byte. OUT records the
@@ -23,10 +23,27 @@ patch and what 'rws unpatch' needs to give back MODEL exactly. --in-place rewrit
 touched tensors of MODEL, keeping the originals in MODEL.rws-undo; an interrupted run is rolled
 back by the next rws command on MODEL.
 
+rws makes what it writes durable before it exits (fsync), which for a large OUT costs the time
+the disk takes to store it. --no-sync skips that, as cp and most tools do: OUT is still complete
+or absent, and an in-place patch is still undone by the next rws command if rws is killed, but a
+power failure or an OS crash in the next seconds can lose OUT or leave an in-place patch that
+cannot be rolled back. Use it for scratch models, sweeps and files that can be made again.
+
 --authors-scaling reproduces the published script, which multiplies by α twice and divides by N
 for N signatures, so that each signature gets α·α/N² (the sign of α is lost). It exists to
 compare with results made by that script; without it, rws applies the formula θ + Σ α·RWS.
 The patch record holds the coefficients actually applied.
+
+Batch-norm running statistics are not signature material; --bn-stats says what becomes of the
+model's. keep (the default) leaves them as they are. signature takes the robust model's, from a
+signature extracted with 'rws extract --bn-stats': each running_mean and running_var it carries
+becomes (1−α)·model + α·signature, with that signature's α (after --authors-scaling, if given),
+computed in float64 and rounded once into the model's type; α = 1 gives the signature's values
+exactly, and α must lie between 0 and 1. Each statistic must come from one signature: two
+signatures carrying the same one is an error (statistics of different layers may come from
+different signatures). num_batches_tracked is left alone. The output says which statistics were
+replaced, and unpatch restores them byte for byte like every other tensor. The third policy,
+re-estimating the statistics on corrupted images, is 'rws recalibrate'.
 
 A sharded checkpoint is patched through its index, out of place only:
   rws patch model.safetensors.index.json -s SIG.rws -o OUTDIR/model.safetensors.index.json
@@ -40,34 +57,41 @@ leaves none of them behind.`,
 }
 
 // describePatches lists, for rws inspect, the patches a model carries (metadata and sidecar).
-func describePatches(path string, meta map[string]string) (string, bool) {
+func describePatches(path string, meta map[string]string) (string, bool, error) {
 	if signature.IsSignature(meta) {
-		return "", false
+		return "", false, nil
 	}
 	if _, err := os.Stat(path + signature.UndoSuffix); meta[signature.MetaPatch] == "" && err != nil {
-		return "", false
+		return "", false, nil
 	}
 	h, err := signature.History(path)
 	if err != nil {
-		return "cannot read the patch history: " + err.Error(), true
+		return "cannot read the patch history: " + err.Error(), true, err
 	}
 	if len(h) == 0 {
-		return "", false
+		return "", false, nil
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "patched %d times (oldest first; rws unpatch removes the last):", len(h))
 	for _, e := range h {
 		var parts []string
+		var stats []string
 		for _, s := range e.Signatures {
 			parts = append(parts, fmt.Sprintf("%s@%g", s.Name, s.Alpha))
+			if len(s.Stats) > 0 {
+				stats = append(stats, fmt.Sprintf("%d from %s", len(s.Stats), s.Name))
+			}
 		}
 		where := "out of place"
 		if e.InPlace {
 			where = "in place"
 		}
 		fmt.Fprintf(&b, "\n  %s: %s, %s, %d tensors", e.ID, strings.Join(parts, " + "), where, len(e.Tensors))
+		if len(stats) > 0 {
+			fmt.Fprintf(&b, " (batch-norm statistics replaced: %s)", strings.Join(stats, ", "))
+		}
 	}
-	return b.String(), true
+	return b.String(), true, nil
 }
 
 func runPatch(ctx context.Context, a *app, args []string) error {
@@ -78,8 +102,10 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	out := fs.String("o", "", "output model `file`")
 	authors := fs.Bool("authors-scaling", false, "compatibility: apply each of N signatures at α·α/N², as the authors' script does by accident")
 	inPlace := fs.Bool("in-place", false, "patch MODEL itself (crash-safe, cost follows the signature size)")
+	bnStats := fs.String("bn-stats", "keep", "batch-norm running statistics: `keep|signature` (keep the model's, or take a signature's, blended with its α)")
 	force := fs.Bool("force", false, "replace an existing output file")
-	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, signatures:[{name,file,sha256,alpha,variant,codec,tensors,transfer,differ}], tensors, touched_bytes, model_bytes, undo_bytes}")
+	noSync := fs.Bool("no-sync", false, "do not fsync: safe against a killed process, not against a power failure")
+	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, signatures:[{name,file,sha256,alpha,variant,codec,tensors,transfer,differ,stats_replaced}], tensors, touched_bytes, model_bytes, undo_bytes, bn_stats}")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
@@ -96,6 +122,10 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	}
 	if err := checkShardedArgs("patch", model, *out, *inPlace); err != nil {
 		return err
+	}
+	policy, err := signature.ParseStatsPolicy(*bnStats)
+	if err != nil {
+		return usagef("patch: --bn-stats %q: want keep or signature", *bnStats)
 	}
 	if !*inPlace {
 		if err := checkOutput(*out, *force, model); err != nil {
@@ -126,7 +156,7 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 	} else if did != "" {
 		a.logf("rws: %s: an interrupted operation was found and %s\n", model, did)
 	}
-	opts := signature.PatchOptions{Force: *force, Command: commandLine("patch", args)}
+	opts := signature.PatchOptions{Force: *force, Command: commandLine("patch", args), BNStats: policy, NoSync: *noSync}
 	var rep *signature.PatchReport
 	if *inPlace {
 		rep, err = signature.PatchInPlace(ctx, model, applied, opts)
@@ -137,12 +167,22 @@ func runPatch(ctx context.Context, a *app, args []string) error {
 		if errors.Is(err, signature.ErrMismatch) {
 			return withHint(err, "a signature applies to models of the architecture it was extracted from")
 		}
+		if errors.Is(err, signature.ErrNoStats) {
+			return withHint(err, "patch with --bn-stats keep (the default), or extract the signature again with --bn-stats")
+		}
 		return err
 	}
 	if *asJSON {
 		return a.json(rep)
 	}
 	printPatch(a, rep)
+	if rep.BNStats == signature.KeepStats {
+		for _, s := range applied {
+			if len(s.Sig.Stats) > 0 {
+				a.printf("  batch-norm statistics: the model's kept; %q carries the robust model's for %d tensors (--bn-stats signature takes them)\n", s.Sig.Name, len(s.Sig.Stats))
+			}
+		}
+	}
 	return nil
 }
 
@@ -161,6 +201,11 @@ func printPatch(a *app, rep *signature.PatchReport) {
 	}
 	a.printf("  %d tensors changed (%s of %s): %s\n", len(rep.Tensors), signature.Bytes(rep.TouchedBytes),
 		signature.Bytes(rep.ModelBytes), strings.Join(rep.Tensors, ", "))
+	for _, s := range rep.Signatures {
+		if len(s.Stats) > 0 {
+			a.printf("  batch-norm statistics replaced by %q's (blended at α = %g: (1−α)·model + α·signature): %s\n", s.Name, s.Alpha, strings.Join(s.Stats, ", "))
+		}
+	}
 	for _, s := range rep.Signatures {
 		if s.Transfer {
 			a.printf("  transfer: %d of %d tensors of %s differ from the clean model %q was extracted from\n",

@@ -12,11 +12,13 @@ func init() {
 	register(&command{
 		name:    "unpatch",
 		summary: "remove the last patch: give back the model exactly as it was before",
-		usage: `rws unpatch PATCHED (-o OUT | --in-place) [--force] [--json]
+		usage: `rws unpatch PATCHED (-o OUT | --in-place) [--force] [--no-sync] [--json]
 
 Every tensor comes back byte for byte, with the original metadata. The newest in-place patch
 (recorded in PATCHED.rws-undo) is removed first, then the out-of-place one recorded in the
 metadata. A model whose patched tensors were changed since is refused.
+
+--no-sync skips the fsyncs, as for rws patch.
 
 A sharded checkpoint patched by 'rws patch' is unpatched through its index, out of place only:
   rws unpatch OUTDIR/model.safetensors.index.json -o BACKDIR/model.safetensors.index.json
@@ -33,6 +35,7 @@ func runUnpatch(ctx context.Context, a *app, args []string) error {
 	out := fs.String("o", "", "output model `file`")
 	inPlace := fs.Bool("in-place", false, "restore PATCHED itself (its newest in-place patch)")
 	force := fs.Bool("force", false, "replace an existing output file")
+	noSync := fs.Bool("no-sync", false, "do not fsync: safe against a killed process, not against a power failure (see rws patch --help)")
 	asJSON := fs.Bool("json", false, "print JSON: {id, model, out, in_place, tensors, patch, remaining}")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
@@ -59,10 +62,11 @@ func runUnpatch(ctx context.Context, a *app, args []string) error {
 		a.logf("rws: %s: an interrupted operation was found and %s\n", model, did)
 	}
 	var rep *signature.UnpatchReport
+	opts := signature.UnpatchOptions{Force: *force, NoSync: *noSync}
 	if *inPlace {
-		rep, err = signature.UnpatchInPlace(ctx, model)
+		rep, err = signature.UnpatchInPlace(ctx, model, opts)
 	} else {
-		rep, err = signature.Unpatch(ctx, model, *out, signature.UnpatchOptions{Force: *force})
+		rep, err = signature.Unpatch(ctx, model, *out, opts)
 	}
 	if err != nil {
 		if errors.Is(err, signature.ErrNotPatched) {

@@ -34,6 +34,10 @@ type Options struct {
 	Force bool
 	// Perm is the permission of the new file; 0 means 0o644.
 	Perm os.FileMode
+	// NoSync skips the fsyncs of Commit. The file is still replaced atomically, so a killed
+	// process leaves the old file or the complete new one, but a power failure or an OS crash
+	// soon after may lose the new file's data.
+	NoSync bool
 }
 
 // File is a file being written atomically. Write to it, then Commit; Abort removes the temporary
@@ -42,6 +46,7 @@ type File struct {
 	*os.File
 	target string
 	done   bool
+	noSync bool
 }
 
 // Create starts writing path. It refuses an existing path unless opts.Force is set, and refuses a
@@ -75,13 +80,14 @@ func Create(path string, opts Options) (*File, error) {
 		return nil, err
 	}
 	live.Store(tmp.Name(), struct{}{})
-	return &File{File: tmp, target: path}, nil
+	return &File{File: tmp, target: path, noSync: opts.NoSync}, nil
 }
 
 // Target is the final path the file is committed to.
 func (f *File) Target() string { return f.target }
 
-// Commit syncs the data, renames the temporary file over the target and syncs the folder.
+// Commit syncs the data, renames the temporary file over the target and syncs the folder (without
+// the syncs with Options.NoSync).
 func (f *File) Commit() error {
 	if f.done {
 		return errors.New("atomicfile: commit after commit or abort")
@@ -89,10 +95,12 @@ func (f *File) Commit() error {
 	f.done = true
 	tmp := f.File.Name()
 	defer live.Delete(tmp)
-	if err := f.File.Sync(); err != nil {
-		f.File.Close()
-		os.Remove(tmp)
-		return err
+	if !f.noSync {
+		if err := f.File.Sync(); err != nil {
+			f.File.Close()
+			os.Remove(tmp)
+			return err
+		}
 	}
 	if err := f.File.Close(); err != nil {
 		os.Remove(tmp)
@@ -101,6 +109,9 @@ func (f *File) Commit() error {
 	if err := os.Rename(tmp, f.target); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if f.noSync {
+		return nil
 	}
 	return SyncDir(filepath.Dir(f.target))
 }

@@ -1,0 +1,140 @@
+package signature
+
+import (
+	"bytes"
+	"compress/flate"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+)
+
+// deflateChunk is the size of the pieces deflate compresses independently.
+const deflateChunk = 1 << 20
+
+// deflate compresses b into a single DEFLATE stream (RFC 1951), in buf's memory when it fits
+// (deflateBound(len(b)) always does).
+//
+// Undo records hold the XOR of a tensor's original bytes with a prediction of them: mostly zeros
+// where the prediction is good, noise in the low mantissa bytes where it is not. The fastest
+// level suits both, and Huffman coding alone suits skewed noise. Inputs over a chunk are cut into chunks compressed on all cores, as pigz
+// does: every chunk but the last ends with a sync flush (an empty stored block), so that their
+// concatenation is one valid stream that any inflater reads. A chunk whose sample does not shrink
+// under Huffman coding is noise and is stored as it is, which costs a copy instead of a search;
+// one whose sample shrinks but not to a quarter is Huffman coded without the search.
+func deflate(b, buf []byte) []byte {
+	n := (len(b) + deflateChunk - 1) / deflateChunk
+	if n <= 1 {
+		out := bytes.NewBuffer(buf[:0])
+		deflateInto(out, b, true, newDeflaters())
+		return out.Bytes()
+	}
+	// Chunk i is compressed into region i of buf, then the regions are moved together.
+	region := int(deflateBound(deflateChunk))
+	if cap(buf) < n*region {
+		buf = make([]byte, n*region)
+	}
+	buf = buf[:cap(buf)]
+	outs := make([][]byte, n)
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := newDeflaters()
+			for i := range next {
+				lo, hi := i*deflateChunk, min(len(b), (i+1)*deflateChunk)
+				out := bytes.NewBuffer(buf[i*region : i*region : (i+1)*region])
+				deflateInto(out, b[lo:hi], i == n-1, d)
+				outs[i] = out.Bytes()
+			}
+		}()
+	}
+	wg.Wait()
+	for i, o := range outs {
+		if len(o) > region || (len(o) > 0 && &o[0] != &buf[i*region]) {
+			// A chunk outgrew its region (deflateBound says it cannot): join them elsewhere.
+			return bytes.Join(outs, nil)
+		}
+	}
+	w := 0
+	for _, o := range outs {
+		w += copy(buf[w:], o) // regions only move down, and copy allows overlap
+	}
+	return buf[:w]
+}
+
+// deflaters are one goroutine's compressors, reused from chunk to chunk.
+type deflaters struct {
+	fast, huff, store *flate.Writer
+	sample            bytes.Buffer
+}
+
+func newDeflaters() *deflaters {
+	fast, _ := flate.NewWriter(io.Discard, flate.BestSpeed)
+	huff, _ := flate.NewWriter(io.Discard, flate.HuffmanOnly)
+	store, _ := flate.NewWriter(io.Discard, flate.NoCompression)
+	return &deflaters{fast: fast, huff: huff, store: store}
+}
+
+// A chunk is judged by deflateSamples pieces of deflatePiece bytes spread evenly over it.
+const (
+	deflateSamples = 8
+	deflatePiece   = 2 << 10
+	deflateSample  = deflateSamples * deflatePiece
+)
+
+// deflateInto writes chunk to out as DEFLATE blocks, ending the stream when last is set and with a
+// sync flush otherwise.
+func deflateInto(out *bytes.Buffer, chunk []byte, last bool, d *deflaters) {
+	w := d.fast
+	if len(chunk) >= 2*deflateSample {
+		d.sample.Reset()
+		d.huff.Reset(&d.sample)
+		step := (len(chunk) - deflatePiece) / (deflateSamples - 1)
+		for k := range deflateSamples {
+			d.huff.Write(chunk[k*step : k*step+deflatePiece])
+		}
+		d.huff.Flush()
+		switch ratio := float64(d.sample.Len()) / deflateSample; {
+		case ratio >= 31.0/32:
+			w = d.store
+		case ratio >= 1.0/4:
+			w = d.huff // skewed noise: no repeats for the search to find
+		}
+	}
+	w.Reset(out)
+	w.Write(chunk)
+	if last {
+		w.Close()
+	} else {
+		w.Flush()
+	}
+}
+
+// deflateBound is room enough for deflate of n bytes: incompressible data goes into stored
+// blocks of at most 64 KiB with a 5-byte header each, and every chunk ends with a 5-byte flush
+// marker or final block.
+func deflateBound(n int64) int64 {
+	chunks := n/deflateChunk + 1
+	return n + 5*(n/(1<<15)+2) + 16*chunks + 64
+}
+
+// inflate decompresses exactly len(out) bytes into out, refusing more or fewer.
+func inflate(b, out []byte) error {
+	r := flate.NewReader(bytes.NewReader(b))
+	defer r.Close()
+	if _, err := io.ReadFull(r, out); err != nil {
+		return fmt.Errorf("compressed data ends early: %w", err)
+	}
+	var one [1]byte
+	if m, _ := r.Read(one[:]); m != 0 {
+		return fmt.Errorf("compressed data is longer than %d bytes", len(out))
+	}
+	return nil
+}
