@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/rws-project/rws/internal/mem"
 	"github.com/rws-project/rws/layer"
 	"github.com/rws-project/rws/quant"
 	"github.com/rws-project/rws/safetensors"
@@ -207,7 +208,7 @@ func outputs(clean *safetensors.Reader, names []string, spec quant.Spec) [][]byt
 	for _, name := range names {
 		total += (size(name) + 7) &^ 7
 	}
-	buf := heapBuffer(int(total))
+	buf := mem.Bytes(int(total)) // fresh memory: huge pages are much cheaper to touch
 	var at int64
 	for k, name := range names {
 		n := size(name)
