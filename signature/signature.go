@@ -616,4 +616,3 @@ func (s *Signature) load(r *stored, t *Tensor, want map[string]bool) error {
 	}
 	return nil
 }
-
