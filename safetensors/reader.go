@@ -215,6 +215,19 @@ func (r *Reader) ReadRawInto(name string, dst []byte) error {
 	return r.readAt(in, dst, 0)
 }
 
+// ReadRawAt fills dst with the named tensor's raw bytes from byte off of the tensor on. It may be
+// called from several goroutines at once.
+func (r *Reader) ReadRawAt(name string, dst []byte, off int64) error {
+	in, err := r.lookup(name)
+	if err != nil {
+		return err
+	}
+	if off < 0 || off > in.Size || int64(len(dst)) > in.Size-off {
+		return fmt.Errorf("%s: tensor %q has %d bytes, cannot read %d at %d", r.path, name, in.Size, len(dst), off)
+	}
+	return r.readAt(in, dst, off)
+}
+
 // ReadFloat32At fills dst with elements at, at+1, … of the named tensor converted to float32 (see
 // tensor.DecodeFloat32), reading through *scratch, which it grows as needed. F32 elements are
 // read straight into dst. It may be called from several goroutines at once, each with its own

@@ -71,3 +71,39 @@ func TestReadFloat32At(t *testing.T) {
 		t.Errorf("truncated: %v, want a %s error", err, RuleTruncated)
 	}
 }
+
+// TestReadRawAt checks every byte range of a tensor against ReadRaw, and the range checks.
+func TestReadRawAt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.safetensors")
+	data := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	ts := []Tensor{{Name: "a", DType: tensor.U8, Shape: []int64{2}, Data: []byte{99, 98}},
+		{Name: "b", DType: tensor.F32, Shape: []int64{3}, Data: data}}
+	if err := WriteFile(path, ts, nil, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for at := 0; at <= len(data); at++ {
+		for n := 0; at+n <= len(data); n++ {
+			dst := make([]byte, n)
+			if err := r.ReadRawAt("b", dst, int64(at)); err != nil {
+				t.Fatalf("[%d:%d]: %v", at, at+n, err)
+			}
+			if string(dst) != string(data[at:at+n]) {
+				t.Fatalf("[%d:%d]: %v, want %v", at, at+n, dst, data[at:at+n])
+			}
+		}
+	}
+	if err := r.ReadRawAt("b", make([]byte, 2), int64(len(data)-1)); err == nil {
+		t.Error("read past the end accepted")
+	}
+	if err := r.ReadRawAt("b", nil, -1); err == nil {
+		t.Error("negative offset accepted")
+	}
+	if err := r.ReadRawAt("none", nil, 0); !errors.Is(err, ErrNoTensor) {
+		t.Errorf("missing tensor: %v, want ErrNoTensor", err)
+	}
+}

@@ -9,7 +9,9 @@
 //	RWS[k] = d − (⟨d, a⟩ / ⟨a, a⟩) · a      (d when ⟨a, a⟩ = 0)
 //
 // with sums and products in float64, rounded once to float32. Without θ₀ the Difference variant
-// θ_c − θ_std is stored instead. Layers are chosen by units: a weight layer (convolution or
+// θ_c − θ_std is stored instead. Extraction reads the checkpoints block by block, tensors on
+// all cores at once, but takes every sum in element order, so the result is bit for bit that of
+// one loop over each whole tensor. Layers are chosen by units: a weight layer (convolution or
 // linear) with its bias and the normalization layers that follow it (their affine weight and
 // bias; running statistics are never signature material); the classifier head is only included
 // when a name pattern asks for it.

@@ -2,18 +2,15 @@ package signature
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"os"
+	"sync"
 
+	"github.com/rws-project/rws/internal/mem"
 	"github.com/rws-project/rws/layer"
 	"github.com/rws-project/rws/quant"
 	"github.com/rws-project/rws/safetensors"
-	"github.com/rws-project/rws/tensor"
 )
 
 // ErrMismatch is wrapped by errors about checkpoints whose tensors do not line up: a missing
@@ -46,43 +43,9 @@ type ExtractOptions struct {
 	// float64 and rounded once into their type (see RunningStat). When the chosen layers have
 	// none, Extract fails with an error wrapping ErrNoStats.
 	BNStats bool
-	// Progress, if set, is called after each tensor.
+	// Progress, if set, is called after each tensor with the number done so far; tensors are
+	// computed on several goroutines, but Progress is never called twice at once.
 	Progress func(done, total int)
-}
-
-// source is an opened checkpoint.
-type source struct {
-	path string
-	r    *safetensors.Reader
-}
-
-// read returns the named tensor as float64 with its raw bytes' SHA-256, checking its shape.
-func (s source) read(name string, shape []int64) ([]float64, string, error) {
-	in, ok := s.r.Info(name)
-	if !ok {
-		return nil, "", fmt.Errorf("signature: %w: tensor %q is missing from %s", ErrMismatch, name, s.path)
-	}
-	if fmt.Sprint(in.Shape) != fmt.Sprint(shape) {
-		return nil, "", fmt.Errorf("signature: %w: tensor %q has shape %v in %s but %v in the clean model", ErrMismatch, name, in.Shape, s.path, shape)
-	}
-	if !in.DType.IsFloat() {
-		return nil, "", fmt.Errorf("signature: tensor %q in %s is %s, not a floating-point type", name, s.path, in.DType)
-	}
-	raw, err := s.r.ReadRaw(name)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]float64, in.Elements())
-	if err := tensor.DecodeFloat64(in.DType, raw, out); err != nil {
-		return nil, "", fmt.Errorf("signature: %s: tensor %q: %w", s.path, name, err)
-	}
-	for i, v := range out {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, "", fmt.Errorf("signature: %s: tensor %q: value %d is %v", s.path, name, i, v)
-		}
-	}
-	sum := sha256.Sum256(raw)
-	return out, hex.EncodeToString(sum[:]), nil
 }
 
 // Extract computes a signature from checkpoints. It returns the signature (not yet written; call
@@ -148,69 +111,7 @@ func Extract(ctx context.Context, opts ExtractOptions) (*Signature, *Choice, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("signature: %s: %w", opts.Clean, err)
 	}
-	meanRobust := func(name string) ([]float64, []string, error) {
-		var sum []float64
-		var prints []string
-		for _, s := range robust {
-			v, fp, err := s.read(name, shape(name))
-			if err != nil {
-				return nil, nil, err
-			}
-			prints = append(prints, fp)
-			if sum == nil {
-				sum = v
-				continue
-			}
-			for i := range sum {
-				sum[i] += v[i]
-			}
-		}
-		for i := range sum {
-			sum[i] /= float64(len(robust))
-		}
-		return sum, prints, nil
-	}
-	// measure is ‖mean θ_c − θ_std‖ / ‖θ_std‖ over a unit's tensors, read as float32.
-	measure := func(u Unit) (float64, error) {
-		var dd, cc float64
-		for _, name := range u.Tensors {
-			if err := ctx.Err(); err != nil {
-				return 0, err
-			}
-			c, err := clean.r.ReadFloat32(name)
-			if err != nil {
-				return 0, err
-			}
-			sum := make([]float64, len(c))
-			for _, s := range robust {
-				in, ok := s.r.Info(name)
-				if !ok || fmt.Sprint(in.Shape) != fmt.Sprint(shape(name)) {
-					_, _, err := s.read(name, shape(name)) // the mismatch error
-					return 0, err
-				}
-				v, err := s.r.ReadFloat32(name)
-				if err != nil {
-					return 0, err
-				}
-				for i, x := range v {
-					sum[i] += float64(x)
-				}
-			}
-			k := float64(len(robust))
-			for i, x := range c {
-				d := sum[i]/k - float64(x)
-				dd += d * d
-				cc += float64(x) * float64(x)
-			}
-		}
-		if math.IsNaN(dd+cc) || math.IsInf(dd+cc, 0) {
-			return 0, fmt.Errorf("signature: layer %s holds non-finite values in the clean or a robust model", u.Name)
-		}
-		if cc == 0 {
-			return 0, nil
-		}
-		return math.Sqrt(dd / cc), nil
-	}
+	measure := func(units []Unit) ([]float64, error) { return measureUnits(ctx, clean, robust, units) }
 	choice, err := selectLayers(layers, opts.Layers, measure)
 	if err != nil {
 		return nil, nil, err
@@ -253,45 +154,68 @@ func Extract(ctx context.Context, opts ExtractOptions) (*Signature, *Choice, err
 	if sig.ModelBytes, err = modelBytes(clean.r); err != nil {
 		return nil, nil, err
 	}
-	for k, name := range choice.Tensors {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		in, _ := clean.r.Info(name)
-		t := &Tensor{Name: name, Shape: in.Shape, DType: in.DType}
-		c, fp, err := clean.read(name, in.Shape)
-		if err != nil {
-			return nil, nil, err
-		}
-		t.Sources.Clean = fp
-		m, prints, err := meanRobust(name)
-		if err != nil {
-			return nil, nil, err
-		}
-		t.Sources.Robust = prints
-		var vals []float64
-		if init != nil {
-			z, fp, err := init.read(name, in.Shape)
+	srcs := append([]source{clean}, robust...)
+	if init != nil {
+		srcs = append(srcs, *init)
+	}
+	outs := outputs(clean.r, choice.Tensors, opts.Spec)
+	sig.Tensors = make([]*Tensor, len(choice.Tensors))
+	var mu sync.Mutex // serializes Progress
+	done := 0
+	elements := func(k int) int64 {
+		in, _ := clean.r.Info(choice.Tensors[k])
+		return in.Elements()
+	}
+	err = forEach(ctx, len(choice.Tensors), elements,
+		func() *extractor { return newExtractor(srcs, len(robust), init != nil, opts.Spec, opts.Granularity) },
+		(*extractor).close,
+		func(x *extractor, k int) error {
+			t, err := x.tensor(choice.Tensors[k], outs[k])
 			if err != nil {
-				return nil, nil, err
+				return err
 			}
-			t.Sources.Init = fp
-			vals = Project(m, c, z)
-		} else {
-			vals = make([]float64, len(c))
-			for i := range c {
-				vals[i] = m[i] - c[i]
+			sig.Tensors[k] = t
+			if opts.Progress != nil {
+				mu.Lock()
+				done++
+				opts.Progress(done, len(choice.Tensors))
+				mu.Unlock()
 			}
-		}
-		if err := t.encode(vals, opts.Spec, opts.Granularity); err != nil {
-			return nil, nil, fmt.Errorf("signature: tensor %q: %w", name, err)
-		}
-		sig.Tensors = append(sig.Tensors, t)
-		if opts.Progress != nil {
-			opts.Progress(k+1, len(choice.Tensors))
-		}
+			return nil
+		})
+	if err != nil {
+		return nil, nil, err
 	}
 	return sig, choice, nil
+}
+
+// outputs returns, for codec none, room for each tensor's stored values in its clean type, cut
+// from one buffer (8-byte aligned, so that F32 and F64 values can be written where they lie);
+// nil slices for a quantizing codec, whose codes the quantizer allocates.
+func outputs(clean *safetensors.Reader, names []string, spec quant.Spec) [][]byte {
+	outs := make([][]byte, len(names))
+	if spec.Codec != quant.None {
+		return outs
+	}
+	size := func(name string) int64 {
+		in, _ := clean.Info(name)
+		if !in.DType.Writable() {
+			return 0 // an error later
+		}
+		return in.Elements() * int64(in.DType.Size())
+	}
+	var total int64
+	for _, name := range names {
+		total += (size(name) + 7) &^ 7
+	}
+	buf := mem.Bytes(int(total)) // fresh memory: huge pages are much cheaper to touch
+	var at int64
+	for k, name := range names {
+		n := size(name)
+		outs[k] = buf[at : at+n : at+n]
+		at += (n + 7) &^ 7
+	}
+	return outs
 }
 
 // Project returns the robust weight signature of one flattened tensor in float64:
@@ -299,72 +223,14 @@ func Extract(ctx context.Context, opts ExtractOptions) (*Signature, *Choice, err
 // products are accumulated in float64. The slices must have equal lengths.
 func Project(robust, clean, init []float64) []float64 {
 	var da, aa float64
-	for i := range init {
-		d := robust[i] - init[i]
-		a := clean[i] - init[i]
-		da += d * a
-		aa += a * a
-	}
+	projectionSums(robust, clean, init, &da, &aa)
 	coef := 0.0
 	if aa > 0 {
 		coef = da / aa
 	}
 	out := make([]float64, len(init))
-	for i := range init {
-		d := robust[i] - init[i]
-		a := clean[i] - init[i]
-		out[i] = d - float64(coef*a)
-	}
+	projectionValues(robust, clean, init, coef, out)
 	return out
-}
-
-// encode stores vals (the exact signature values) in t with the codec and records the norm and
-// the quantization error.
-func (t *Tensor) encode(vals []float64, spec quant.Spec, gran quant.Granularity) error {
-	f32 := make([]float32, len(vals))
-	var norm float64
-	for i, v := range vals {
-		f32[i] = float32(v)
-		if math.IsInf(float64(f32[i]), 0) {
-			return fmt.Errorf("value %d = %g overflows float32", i, v)
-		}
-		norm += v * v
-	}
-	t.Norm = math.Sqrt(norm)
-	t.Groups = 1
-	if spec.Codec == quant.None {
-		t.raw = make([]byte, len(vals)*t.DType.Size())
-		if t.DType == tensor.F64 {
-			for i, v := range vals {
-				binary.LittleEndian.PutUint64(t.raw[8*i:], math.Float64bits(v))
-			}
-		} else if err := tensor.EncodeFloat32(t.DType, f32, t.raw); err != nil {
-			return err
-		}
-	} else {
-		if gran == quant.PerChannel && len(t.Shape) >= 2 && t.Shape[0] > 0 {
-			t.Groups = int(t.Shape[0])
-		}
-		q, err := quant.Encode(f32, t.Groups, spec)
-		if err != nil {
-			return err
-		}
-		t.q = q
-	}
-	dec, err := t.Values()
-	if err != nil {
-		return err
-	}
-	var e2 float64
-	for i, v := range vals {
-		e := math.Abs(v - float64(dec[i]))
-		t.MaxError = math.Max(t.MaxError, e)
-		e2 += e * e
-	}
-	if norm > 0 {
-		t.RelError = math.Sqrt(e2 / norm)
-	}
-	return nil
 }
 
 // modelBytes returns the size of r's checkpoint as a float32 file: the files' sizes with every

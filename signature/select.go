@@ -78,8 +78,8 @@ func Units(layers []layer.Layer) []Unit {
 }
 
 // selectLayers applies a --layers spec ("first:N", "auto", "auto:T" or comma-separated name
-// patterns) to ordered layers. measure returns a unit's relative difference (for auto).
-func selectLayers(layers []layer.Layer, spec string, measure func(Unit) (float64, error)) (*Choice, error) {
+// patterns) to ordered layers. measure returns the units' relative differences (for auto).
+func selectLayers(layers []layer.Layer, spec string, measure func([]Unit) ([]float64, error)) (*Choice, error) {
 	units := Units(layers)
 	var body []Unit // every unit but the head
 	for _, u := range units {
@@ -112,13 +112,14 @@ func selectLayers(layers []layer.Layer, spec string, measure func(Unit) (float64
 		if len(body) == 0 {
 			return nil, fmt.Errorf("signature: --layers auto: the model has no weight layers before the classifier head")
 		}
+		rel, err := measure(body)
+		if err != nil {
+			return nil, err
+		}
 		c := &Choice{}
 		top, topAt := -1.0, 0
 		for i, u := range body {
-			r, err := measure(u)
-			if err != nil {
-				return nil, err
-			}
+			r := rel[i]
 			c.Deltas = append(c.Deltas, LayerDelta{Layer: u.Name, Relative: r})
 			if r > top {
 				top, topAt = r, i

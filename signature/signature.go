@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -346,9 +347,12 @@ func (s *Signature) metadata(fileBytes int64) (map[string]string, error) {
 // Write stores s at path as a signature file (atomically; an existing file needs opts.Force) and
 // sets s.FileBytes and s.Path. The file records its own size and the compression ratio.
 func (s *Signature) Write(path string, opts WriteOptions) error {
-	for _, t := range s.Tensors {
-		t.SHA256 = t.storedSHA256()
-	}
+	// Hash the tensors on all cores: hashing is most of the work of writing a large signature.
+	forEach(context.Background(), len(s.Tensors), func(i int) int64 { return s.Tensors[i].StoredBytes() }, func() struct{} { return struct{}{} }, func(struct{}) {},
+		func(_ struct{}, i int) error {
+			s.Tensors[i].SHA256 = s.Tensors[i].storedSHA256()
+			return nil
+		})
 	ts := s.stored()
 	infos := make([]safetensors.Info, len(ts))
 	var data int64
@@ -360,13 +364,13 @@ func (s *Signature) Write(path string, opts WriteOptions) error {
 	// (the size changes by a few digits at most, so this settles in two or three rounds).
 	size := data
 	var meta map[string]string
+	var hdr []byte
 	for range 8 {
 		m, err := s.metadata(size)
 		if err != nil {
 			return fmt.Errorf("signature: %w", err)
 		}
-		hdr, err := safetensors.EncodeHeader(infos, m)
-		if err != nil {
+		if hdr, err = safetensors.EncodeHeader(infos, m); err != nil {
 			return fmt.Errorf("signature: %w", err)
 		}
 		meta = m
@@ -376,17 +380,26 @@ func (s *Signature) Write(path string, opts WriteOptions) error {
 		}
 		break
 	}
-	if err := safetensors.WriteFile(path, ts, meta, safetensors.WriteOptions{Force: opts.Force}); err != nil {
+	// The file holds hdr, then the tensors' data in order (safetensors.WriteFile): hash those
+	// bytes from memory while they are written and synced, rather than reading the file back.
+	sum := make(chan string, 1)
+	go func() {
+		h := sha256.New()
+		h.Write(hdr)
+		for _, t := range ts {
+			h.Write(t.Data)
+		}
+		sum <- hex.EncodeToString(h.Sum(nil))
+	}()
+	err := safetensors.WriteFile(path, ts, meta, safetensors.WriteOptions{Force: opts.Force})
+	fileSum := <-sum
+	if err != nil {
 		return fmt.Errorf("signature: %w", err)
 	}
 	s.FileBytes = size
 	s.Path = path
 	s.Version = s.fileVersion()
-	sum, err := fileSHA256(path)
-	if err != nil {
-		return err
-	}
-	s.FileSHA256 = sum
+	s.FileSHA256 = fileSum
 	return nil
 }
 
@@ -602,18 +615,4 @@ func (s *Signature) load(r *stored, t *Tensor, want map[string]bool) error {
 		return err
 	}
 	return nil
-}
-
-// fileSHA256 returns the hex SHA-256 of a file's bytes.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
