@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/rws-project/rws/internal/mem"
 	"github.com/rws-project/rws/tensor"
 )
 
@@ -98,8 +99,7 @@ func parseHeader(path string, raw []byte, dataSize int64) (*header, error) {
 		i := firstInvalidUTF8(raw)
 		return nil, bad(8+int64(i), RuleUTF8, "invalid byte 0x%02x", raw[i])
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
+	dec := newTokens(raw)
 	pos := func() int64 { return 8 + dec.InputOffset() }
 	tok, err := dec.Token()
 	if err != nil {
@@ -168,7 +168,7 @@ func firstInvalidUTF8(b []byte) int {
 
 type badFunc func(rule, format string, args ...any) error
 
-func parseMetadata(dec *json.Decoder, meta map[string]string, bad badFunc) error {
+func parseMetadata(dec *tokens, meta map[string]string, bad badFunc) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return bad(RuleJSON, "%v", err)
@@ -226,7 +226,7 @@ func describe(tok json.Token) string {
 }
 
 // parseEntry reads {"dtype": …, "shape": […], "data_offsets": [b, e]} with exact field names.
-func parseEntry(dec *json.Decoder, name string, bad badFunc) (Info, int64, int64, error) {
+func parseEntry(dec *tokens, name string, bad badFunc) (Info, int64, int64, error) {
 	info := Info{Name: name}
 	var begin, end int64
 	tok, err := dec.Token()
@@ -303,7 +303,7 @@ func parseEntry(dec *json.Decoder, name string, bad badFunc) (Info, int64, int64
 	return info, begin, end, nil
 }
 
-func intArray(dec *json.Decoder, bad badFunc, rule, name, field string) ([]int64, error) {
+func intArray(dec *tokens, bad badFunc, rule, name, field string) ([]int64, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, bad(RuleJSON, "%v", err)
@@ -388,7 +388,9 @@ func readHeader(path string, r io.ReaderAt, fileSize int64) (*header, int64, err
 		return nil, 0, &FormatError{Path: path, Offset: 0, Rule: RuleHeaderSize,
 			Detail: fmt.Sprintf("header length %d runs past the end of the %d-byte file", n, fileSize)}
 	}
-	raw := make([]byte, n)
+	// Large headers (a patched model's carries its undo record) are read into huge-page memory,
+	// which their metadata strings then share (see tokens).
+	raw := mem.Bytes(int(n))
 	if _, err := r.ReadAt(raw, 8); err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
