@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/rws-project/rws/internal/atomicfile"
+	"github.com/rws-project/rws/internal/mem"
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
 )
@@ -131,7 +132,7 @@ func readHeader(f *os.File) ([]byte, error) {
 	if size > safetensors.MaxHeaderSize {
 		return nil, fmt.Errorf("header of %d bytes exceeds %d", size, safetensors.MaxHeaderSize)
 	}
-	out := make([]byte, 8+size)
+	out := mem.Bytes(int(8 + size)) // a patched model's header holds its undo record: megabytes
 	_, err := f.ReadAt(out, 0)
 	return out, err
 }

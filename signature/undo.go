@@ -16,8 +16,10 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"unsafe"
 
 	"github.com/rws-project/rws/internal/atomicfile"
+	"github.com/rws-project/rws/internal/mem"
 	"github.com/rws-project/rws/quant"
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
@@ -64,7 +66,7 @@ type undoTensor struct {
 	ElemSize int    `json:"element_size"`
 	Before   string `json:"sha256_before"`
 	After    string `json:"sha256_after"`
-	XOR      []byte `json:"xor,omitempty"`
+	XOR      b64    `json:"xor,omitempty"`
 	// Terms, when set, are the signature values added to the tensor, in order; the XOR is then
 	// against predictOriginal of the patched bytes.
 	Terms []undoTerm `json:"terms,omitempty"`
@@ -78,9 +80,86 @@ type undoTerm struct {
 	Bits   int          `json:"bits,omitempty"`
 	Groups int          `json:"groups,omitempty"`
 	DType  tensor.DType `json:"dtype,omitempty"`
-	Codes  []byte       `json:"codes,omitempty"`
+	Codes  b64          `json:"codes,omitempty"`
 	Params []float32    `json:"params,omitempty"`
-	Raw    []byte       `json:"raw,omitempty"`
+	Raw    b64          `json:"raw,omitempty"`
+}
+
+// b64 is a []byte that encoding/json writes as base64, like any []byte, and reads into huge-page
+// memory (mem.Bytes) on all cores: undo records hold megabytes of it.
+type b64 []byte
+
+// UnmarshalJSON decodes a JSON string of standard base64, or null.
+func (b *b64) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*b = nil
+		return nil
+	}
+	if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' {
+		return fmt.Errorf("want a base64 string, got %.20q", data)
+	}
+	src := data[1 : len(data)-1]
+	if bytes.IndexByte(src, '\\') >= 0 {
+		// json.Marshal never escapes base64; decode anything else the plain way.
+		var plain []byte
+		if err := json.Unmarshal(data, &plain); err != nil {
+			return err
+		}
+		*b = plain
+		return nil
+	}
+	out, err := decodeBase64(src)
+	if err != nil {
+		return err
+	}
+	*b = out
+	return nil
+}
+
+// decodeBase64 decodes standard base64 (padded), on all cores for large inputs: pieces of a
+// multiple of 4 characters decode independently.
+func decodeBase64(src []byte) ([]byte, error) {
+	const piece = 1 << 20 // characters, a multiple of 4
+	if len(src)%4 != 0 {
+		return nil, fmt.Errorf("base64 of %d characters is not a multiple of 4", len(src))
+	}
+	out := mem.Bytes(base64.StdEncoding.DecodedLen(len(src)))
+	if len(src) < 2*piece {
+		n, err := base64.StdEncoding.Decode(out, src)
+		return out[:n], err
+	}
+	pieces := (len(src) + piece - 1) / piece
+	ns := make([]int, pieces)
+	errs := make([]error, pieces)
+	var wg sync.WaitGroup
+	next := make(chan int, pieces)
+	for i := range pieces {
+		next <- i
+	}
+	close(next)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				lo, hi := i*piece, min(len(src), (i+1)*piece)
+				if i < pieces-1 && bytes.IndexByte(src[lo:hi], '=') >= 0 {
+					errs[i] = fmt.Errorf("base64 padding inside the data at %d", lo)
+					continue
+				}
+				// Decode writes 8 bytes at a time while dst has room: bound dst to this
+				// piece, or it writes into the next one.
+				at, end := lo/4*3, lo/4*3+base64.StdEncoding.DecodedLen(hi-lo)
+				ns[i], errs[i] = base64.StdEncoding.Decode(out[at:end:end], src[lo:hi])
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// Only the last piece may be short (padding), so the pieces lie end to end.
+	return out[:(pieces-1)*piece/4*3+ns[pieces-1]], nil
 }
 
 // termOf records a signature tensor as an undo term.
@@ -388,7 +467,9 @@ func encodeBase64(dst, src []byte) {
 		go func() {
 			defer wg.Done()
 			for lo := range next {
-				base64.StdEncoding.Encode(dst[lo/3*4:], src[lo:min(len(src), lo+piece)])
+				hi := min(len(src), lo+piece)
+				at, end := lo/3*4, lo/3*4+base64.StdEncoding.EncodedLen(hi-lo)
+				base64.StdEncoding.Encode(dst[at:end:end], src[lo:hi])
 			}
 		}()
 	}
@@ -627,7 +708,8 @@ func Unpatch(ctx context.Context, patched, out string, opts UnpatchOptions) (*Un
 		return nil, fmt.Errorf("signature: %s: %w (no %s metadata and no %s)", patched, ErrNotPatched, MetaUndo, undoPath(patched))
 	}
 	var rec undoRecord
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+	// The record is read where it lies in the header's memory (Unmarshal does not write to it).
+	if err := json.Unmarshal(unsafe.Slice(unsafe.StringData(raw), len(raw)), &rec); err != nil {
 		return nil, fmt.Errorf("signature: %s: metadata %s is damaged: %v", patched, MetaUndo, err)
 	}
 	if rec.Format != UndoFormat || rec.Version < MinUndoVersion || rec.Version > MaxUndoVersion {

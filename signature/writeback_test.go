@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -297,6 +298,40 @@ func TestEncodeBase64(t *testing.T) {
 		encodeBase64(dst, src)
 		if string(dst) != want {
 			t.Errorf("%d bytes: encoding differs from encoding/base64", n)
+		}
+	}
+}
+
+// TestB64 checks that b64 reads what json.Marshal writes for a []byte, at sizes around the
+// parallel decoder's pieces, and refuses what encoding/json refuses.
+func TestB64(t *testing.T) {
+	const piece = 1 << 20 / 4 * 3 // bytes per piece of characters
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 2, 3, 4, 2*piece - 1, 2 * piece, 2*piece + 1, 3*piece + 2} {
+		src := make([]byte, n)
+		for i := range src {
+			src[i] = byte(r.Uint32())
+		}
+		data, err := json.Marshal(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got b64
+		if err := json.Unmarshal(data, &got); err != nil || !bytes.Equal(got, src) {
+			t.Fatalf("%d bytes: decoded %d bytes (%v), not the input", n, len(got), err)
+		}
+	}
+	var got b64
+	if err := json.Unmarshal([]byte(`null`), &got); err != nil || got != nil {
+		t.Errorf("null: %v, %v", got, err)
+	}
+	if err := json.Unmarshal([]byte(`"QUJD\/w=="`), &got); err != nil || string(got) != "ABC\xff" {
+		t.Errorf("escaped slash: %q, %v", got, err)
+	}
+	long := strings.Repeat("QUJD", 2*piece/3)
+	for _, bad := range []string{`"QUJ"`, `"QU=D"`, `"QUJ*"`, `12`, `"` + long[:len(long)/2] + "QQ==" + long[len(long)/2:] + `"`} {
+		if err := json.Unmarshal([]byte(bad), &got); err == nil {
+			t.Errorf("%.30s…: no error", bad)
 		}
 	}
 }
