@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"sync"
 )
@@ -16,12 +17,12 @@ const deflateChunk = 1 << 20
 // (deflateBound(len(b)) always does).
 //
 // Undo records hold the XOR of a tensor's original bytes with a prediction of them: mostly zeros
-// where the prediction is good, noise in the low mantissa bytes where it is not. The fastest
-// level suits both, and Huffman coding alone suits skewed noise. Inputs over a chunk are cut into chunks compressed on all cores, as pigz
-// does: every chunk but the last ends with a sync flush (an empty stored block), so that their
-// concatenation is one valid stream that any inflater reads. A chunk whose sample does not shrink
-// under Huffman coding is noise and is stored as it is, which costs a copy instead of a search;
-// one whose sample shrinks but not to a quarter is Huffman coded without the search.
+// where the prediction is good, noise in the low mantissa bytes where it is not. Inputs over a
+// chunk are cut into chunks compressed on all cores, as pigz does: every chunk but the last ends
+// with a sync flush (an empty stored block), so that their concatenation is one valid stream that
+// any inflater reads. Each chunk gets what suits its sampled bytes (chunkKind): noise is stored
+// as it is, which costs a copy instead of a search; skewed noise is Huffman coded without the
+// search; mostly one byte value gets the fastest level's search for runs.
 func deflate(b, buf []byte) []byte {
 	n := (len(b) + deflateChunk - 1) / deflateChunk
 	if n <= 1 {
@@ -69,17 +70,29 @@ func deflate(b, buf []byte) []byte {
 	return buf[:w]
 }
 
-// deflaters are one goroutine's compressors, reused from chunk to chunk.
+// deflaters are one goroutine's compressors, made when first needed (each allocates tables of
+// its own, and fresh memory is slow to touch) and reused from chunk to chunk.
 type deflaters struct {
-	fast, huff, store *flate.Writer
-	sample            bytes.Buffer
+	writers [3]*flate.Writer // by level: fast, huff, store
 }
 
-func newDeflaters() *deflaters {
-	fast, _ := flate.NewWriter(io.Discard, flate.BestSpeed)
-	huff, _ := flate.NewWriter(io.Discard, flate.HuffmanOnly)
-	store, _ := flate.NewWriter(io.Discard, flate.NoCompression)
-	return &deflaters{fast: fast, huff: huff, store: store}
+// The kinds of chunk, by what compresses them.
+const (
+	levelFast  = iota // flate.BestSpeed: runs and repeats (mostly zero bytes)
+	levelHuff         // flate.HuffmanOnly: skewed noise, with no repeats for a search to find
+	levelStore        // flate.NoCompression: noise
+)
+
+func newDeflaters() *deflaters { return &deflaters{} }
+
+func (d *deflaters) writer(kind int, out io.Writer) *flate.Writer {
+	if d.writers[kind] == nil {
+		level := [...]int{flate.BestSpeed, flate.HuffmanOnly, flate.NoCompression}[kind]
+		d.writers[kind], _ = flate.NewWriter(out, level)
+	} else {
+		d.writers[kind].Reset(out)
+	}
+	return d.writers[kind]
 }
 
 // A chunk is judged by deflateSamples pieces of deflatePiece bytes spread evenly over it.
@@ -89,26 +102,40 @@ const (
 	deflateSample  = deflateSamples * deflatePiece
 )
 
+// chunkKind judges a chunk by the entropy of its sampled bytes, which is about what Huffman
+// coding leaves of them: at 7.75 bits a byte and more it is noise; under 2, mostly one byte
+// value, which the search of BestSpeed shortens further; in between, skewed noise.
+func chunkKind(chunk []byte) int {
+	if len(chunk) < 2*deflateSample {
+		return levelFast
+	}
+	var count [256]int
+	step := (len(chunk) - deflatePiece) / (deflateSamples - 1)
+	for k := range deflateSamples {
+		for _, c := range chunk[k*step : k*step+deflatePiece] {
+			count[c]++
+		}
+	}
+	bits := 0.0
+	for _, n := range count {
+		if n > 0 {
+			p := float64(n) / deflateSample
+			bits -= p * math.Log2(p)
+		}
+	}
+	switch {
+	case bits >= 7.75:
+		return levelStore
+	case bits >= 2:
+		return levelHuff
+	}
+	return levelFast
+}
+
 // deflateInto writes chunk to out as DEFLATE blocks, ending the stream when last is set and with a
 // sync flush otherwise.
 func deflateInto(out *bytes.Buffer, chunk []byte, last bool, d *deflaters) {
-	w := d.fast
-	if len(chunk) >= 2*deflateSample {
-		d.sample.Reset()
-		d.huff.Reset(&d.sample)
-		step := (len(chunk) - deflatePiece) / (deflateSamples - 1)
-		for k := range deflateSamples {
-			d.huff.Write(chunk[k*step : k*step+deflatePiece])
-		}
-		d.huff.Flush()
-		switch ratio := float64(d.sample.Len()) / deflateSample; {
-		case ratio >= 31.0/32:
-			w = d.store
-		case ratio >= 1.0/4:
-			w = d.huff // skewed noise: no repeats for the search to find
-		}
-	}
-	w.Reset(out)
+	w := d.writer(chunkKind(chunk), out)
 	w.Write(chunk)
 	if last {
 		w.Close()

@@ -85,3 +85,31 @@ func TestInflateRefusesWrongLength(t *testing.T) {
 		t.Error("inflate of half the stream: no error")
 	}
 }
+
+// TestChunkKind checks that chunks are judged by what suits them.
+func TestChunkKind(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	n := deflateChunk
+	mk := func(f func(i int) byte) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = f(i)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		chunk []byte
+		want  int
+	}{
+		{"zeros", mk(func(int) byte { return 0 }), levelFast},
+		{"rare bytes", mk(func(int) byte { return byte(max(0, r.IntN(200)-197)) }), levelFast},
+		{"noise", mk(func(int) byte { return byte(r.Uint32()) }), levelStore},
+		{"sixteen values", mk(func(int) byte { return byte(r.IntN(16)) }), levelHuff},
+		{"short", make([]byte, 2*deflateSample-1), levelFast},
+	} {
+		if got := chunkKind(tc.chunk); got != tc.want {
+			t.Errorf("%s: kind %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
