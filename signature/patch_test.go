@@ -511,6 +511,39 @@ func TestPatchErrors(t *testing.T) {
 	}
 }
 
+// TestHeaderTooLarge checks that an out-of-place patch whose undo record would push the header
+// over what readers accept is refused with the fix, leaving no output, while in place works.
+func TestHeaderTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	f := makeFamily(t, dir, smallCNN, tensor.F32, 1)
+	s := writeSig(t, mustExtract(t, ExtractOptions{Init: f.init, Clean: f.clean, Robust: f.robust, Layers: "first:2"}), filepath.Join(dir, "s.rws"))
+	out := filepath.Join(dir, "out")
+	if _, err := Patch(context.Background(), f.clean, out, []Applied{{s, 1}}, PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := safetensors.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := int64(len(r.Metadata()[MetaUndo]))
+	r.Close()
+	defer func(m int64) { maxHeader = m }(maxHeader)
+	maxHeader = need // the record alone fills it: the header is larger still
+	out2 := filepath.Join(dir, "out2")
+	_, err = Patch(context.Background(), f.clean, out2, []Applied{{s, 1}}, PatchOptions{})
+	if !errors.Is(err, ErrHeaderTooLarge) || !strings.Contains(err.Error(), "patch in place") {
+		t.Fatalf("err = %v, want ErrHeaderTooLarge with the fix", err)
+	}
+	if _, err := os.Stat(out2); !errors.Is(err, os.ErrNotExist) {
+		t.Error("output left behind")
+	}
+	work := filepath.Join(dir, "work")
+	copyFile(t, f.clean, work)
+	if _, err := PatchInPlace(context.Background(), work, []Applied{{s, 1}}, PatchOptions{}); err != nil {
+		t.Errorf("in place: %v", err)
+	}
+}
+
 // TestStaleSidecar checks that an undo sidecar left beside an output path is refused, and
 // replaced with --force only once the new output is written.
 func TestStaleSidecar(t *testing.T) {

@@ -37,6 +37,13 @@ const (
 	MaxUndoVersion = 1
 )
 
+// ErrHeaderTooLarge is wrapped when an out-of-place patch's undo record would not fit in a
+// safetensors header.
+var ErrHeaderTooLarge = errors.New("patched header too large")
+
+// maxHeader is the largest header Patch writes: the one readers accept (a variable for tests).
+var maxHeader int64 = safetensors.MaxHeaderSize
+
 // ErrNotPatched is returned by Unpatch for a model with no patch to remove.
 var ErrNotPatched = errors.New("model has no recorded patch")
 
@@ -299,6 +306,10 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 		return nil, fmt.Errorf("signature: %w", err)
 	}
 	p.report.UndoBytes = undoBytes
+	if n := int64(len(hdr)) - 8; n > maxHeader {
+		return nil, fmt.Errorf("signature: %w: the undo record (%s) would make the header of %s %s, over the %s that safetensors readers accept; patch in place (--in-place keeps the originals in %s), or apply a quantized signature, whose record holds its codes",
+			ErrHeaderTooLarge, Bytes(undoBytes), out, Bytes(n), Bytes(maxHeader), undoPath(model))
+	}
 	if err := writeModel(ctx, out, atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}, hdr, model, p.dataStart, p.size-p.dataStart, p.touched, false); err != nil {
 		return nil, err
 	}
