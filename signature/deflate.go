@@ -165,3 +165,30 @@ func inflate(b, out []byte) error {
 	}
 	return nil
 }
+
+// storeBlock is the most data a stored DEFLATE block holds.
+const storeBlock = 65535
+
+// storedLen is the length of store's output for n bytes: the bytes themselves and a 5-byte header
+// per block (one empty block for n = 0).
+func storedLen(n int64) int64 { return n + 5*max(1, (n+storeBlock-1)/storeBlock) }
+
+// store writes src as a DEFLATE stream of stored blocks (RFC 1951 §3.2.4) into dst, which must
+// hold storedLen(len(src)) bytes, and returns that much of dst. Unlike deflate, its length is
+// known before the data is, so a header holding it can be laid out first.
+func store(dst, src []byte) []byte {
+	w := 0
+	for first := true; first || len(src) > 0; first = false {
+		k := min(len(src), storeBlock)
+		final := byte(0)
+		if k == len(src) {
+			final = 1
+		}
+		dst[w] = final // BFINAL, BTYPE 00 (stored), padded to the byte boundary
+		dst[w+1], dst[w+2] = byte(k), byte(k>>8)
+		dst[w+3], dst[w+4] = ^byte(k), ^byte(k>>8)
+		w += 5 + copy(dst[w+5:], src[:k])
+		src = src[k:]
+	}
+	return dst[:w]
+}

@@ -113,3 +113,24 @@ func TestChunkKind(t *testing.T) {
 		}
 	}
 }
+
+// TestStore checks that store writes a DEFLATE stream of exactly storedLen bytes that the
+// standard inflater reads back.
+func TestStore(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{0, 1, storeBlock - 1, storeBlock, storeBlock + 1, 3*storeBlock + 17} {
+		src := make([]byte, n)
+		for i := range src {
+			src[i] = byte(r.Uint32())
+		}
+		dst := make([]byte, storedLen(int64(n)))
+		z := store(dst, src)
+		if int64(len(z)) != storedLen(int64(n)) {
+			t.Fatalf("%d bytes: store wrote %d, storedLen says %d", n, len(z), storedLen(int64(n)))
+		}
+		out := make([]byte, n)
+		if err := inflate(z, out); err != nil || !bytes.Equal(out, src) {
+			t.Fatalf("%d bytes: inflate: %v", n, err)
+		}
+	}
+}

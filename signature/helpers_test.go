@@ -235,3 +235,22 @@ func fuzzDir(f *testing.F) string {
 	}
 	return f.TempDir()
 }
+
+// readAll returns every tensor's raw bytes of the checkpoint at path, by name.
+func readAll(t testing.TB, path string) map[string][]byte {
+	t.Helper()
+	r, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	out := map[string][]byte{}
+	for _, in := range r.Tensors() {
+		b, err := r.ReadRaw(in.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[in.Name] = b
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -595,5 +596,67 @@ func TestParseAlpha(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && (f != tc.file || a != tc.alpha)) {
 			t.Errorf("ParseAlpha(%q) = %q, %v, %v", tc.in, f, a, err)
 		}
+	}
+}
+
+// TestStoredUndo checks the path of a small unquantized patch of a large model: its undo record
+// stores the XOR as it is, the model is copied while the record is computed, and the result is
+// the same patch, removed exactly, in every float type; a failure while copying leaves nothing.
+func TestStoredUndo(t *testing.T) {
+	ctx := context.Background()
+	// smallCNN's first two units (about 1 KB) beside 64 KiB values of classifier-like weights.
+	layout := append(append([]entry(nil), smallCNN...), entry{"extra.weight", []int64{256, 256}})
+	for _, dt := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16} {
+		t.Run(string(dt), func(t *testing.T) {
+			dir := t.TempDir()
+			f := makeFamily(t, dir, layout, dt, 1)
+			s := writeSig(t, mustExtract(t, ExtractOptions{Init: f.init, Clean: f.clean, Robust: f.robust, Layers: "first:1"}), filepath.Join(dir, "s.rws"))
+			p, err := makePlan(ctx, f.clean, []Applied{{s, -0.7}}, KeepStats, &scratch{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !storeUndo(p) {
+				t.Fatal("storeUndo is false for this patch: the test does not cover the stored path")
+			}
+			out := filepath.Join(dir, "out")
+			if _, err := Patch(ctx, f.clean, out, []Applied{{s, -0.7}}, PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, ut := range undoEntries(t, out) {
+				if int64(len(ut.XOR)) != storedLen(ut.Size) || len(ut.Terms) != 0 {
+					t.Errorf("tensor %q: XOR of %d bytes, %d terms; want stored (%d bytes), no terms", ut.Name, len(ut.XOR), len(ut.Terms), storedLen(ut.Size))
+				}
+			}
+			// The same tensors as an in-place patch writes.
+			work := filepath.Join(dir, "work")
+			copyFile(t, f.clean, work)
+			if _, err := PatchInPlace(ctx, work, []Applied{{s, -0.7}}, PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			a, b := readAll(t, out), readAll(t, work)
+			for name, v := range b {
+				if !bytes.Equal(a[name], v) {
+					t.Errorf("tensor %q differs from the in-place patch", name)
+				}
+			}
+			back := filepath.Join(dir, "back")
+			if _, err := Unpatch(ctx, out, back, UnpatchOptions{NoSync: true}); err != nil || !sameFile(t, back, f.clean) {
+				t.Fatalf("unpatch not exact: %v", err)
+			}
+			// Killed while the model is being copied: no output, no temporary file.
+			crashHook = func(step string) bool { return step == "copying" }
+			defer func() { crashHook = nil }()
+			failed := filepath.Join(dir, "failed")
+			if _, err := Patch(ctx, f.clean, failed, []Applied{{s, 1}}, PatchOptions{}); !errors.Is(err, errCrash) {
+				t.Fatalf("err = %v, want the simulated crash", err)
+			}
+			crashHook = nil
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), "failed") || strings.HasPrefix(e.Name(), ".failed") {
+					t.Errorf("%s left behind", e.Name())
+				}
+			}
+		})
 	}
 }

@@ -287,9 +287,6 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 	p.set = opts.set
 	rec := undoRecord{Format: UndoFormat, Version: UndoVersion, ID: p.report.ID, Header: deflate(p.header, nil),
 		DataBytes: p.size - p.dataStart, Tensors: make([]undoTensor, len(p.touched))}
-	if err := undoAll(ctx, p.touched, rec.Tensors, &s); err != nil {
-		return nil, err
-	}
 	meta := make(map[string]string, len(p.meta)+2)
 	for k, v := range p.meta {
 		meta[k] = v
@@ -301,19 +298,68 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 		}
 	}
 	meta[MetaPatch] = marshal(append(history, p.entry()))
-	hdr, undoBytes, err := undoHeader(p.infos, meta, &rec, p.dataStart, &s)
-	if err != nil {
-		return nil, fmt.Errorf("signature: %w", err)
-	}
-	p.report.UndoBytes = undoBytes
-	if n := int64(len(hdr)) - 8; n > maxHeader {
-		return nil, fmt.Errorf("signature: %w: the undo record (%s) would make the header of %s %s, over the %s that safetensors readers accept; patch in place (--in-place keeps the originals in %s), or apply a quantized signature, whose record holds its codes",
+	align := dataAlign(rec.DataBytes)
+	fileOpts := atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}
+	tooLarge := func(n, undoBytes int64) error {
+		return fmt.Errorf("signature: %w: the undo record (%s) would make the header of %s %s, over the %s that safetensors readers accept; patch in place (--in-place keeps the originals in %s), or apply a quantized signature, whose record holds its codes",
 			ErrHeaderTooLarge, Bytes(undoBytes), out, Bytes(n), Bytes(maxHeader), undoPath(model))
 	}
-	if err := writeModel(ctx, out, atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}, hdr, model, p.dataStart, p.size-p.dataStart, p.touched, false); err != nil {
-		return nil, err
+	var hdrLen int64
+	if storeUndo(p) {
+		// The record's length, and so the header's, is known before its bytes: the model is
+		// copied while they are computed.
+		for i, t := range p.touched {
+			rec.Tensors[i] = undoTensor{Name: t.info.Name, Offset: t.rel, Size: t.info.Size, ElemSize: t.info.DType.Size(),
+				Before: t.oldSum, After: t.newSum, XOR: s.alloc(storedLen(t.info.Size))}
+		}
+		l, ok, err := layoutHeader(p.infos, meta, &rec, p.dataStart, align)
+		if err != nil {
+			return nil, fmt.Errorf("signature: %w", err)
+		}
+		if ok {
+			p.report.UndoBytes = l.size
+			if l.n > maxHeader {
+				return nil, tooLarge(l.n, l.size)
+			}
+			m, err := startModel(ctx, out, fileOpts, l.Len(), model, p.dataStart, rec.DataBytes, p.touched)
+			if err != nil {
+				return nil, err
+			}
+			defer m.abort()
+			if crashAt("copying") {
+				return nil, errCrash
+			}
+			if err := storeAll(ctx, p.touched, rec.Tensors); err != nil {
+				return nil, err
+			}
+			hdr, err := l.fill(&rec, &s)
+			if err != nil {
+				return nil, err
+			}
+			if err := m.finish(hdr, false); err != nil {
+				return nil, err
+			}
+			hdrLen = l.Len()
+		}
 	}
-	if err := verifyTensors(out, int64(len(hdr)), p.touched, false); err != nil {
+	if hdrLen == 0 {
+		if err := undoAll(ctx, p.touched, rec.Tensors, &s); err != nil {
+			return nil, err
+		}
+		hdr, undoBytes, err := undoHeader(p.infos, meta, &rec, p.dataStart, align, &s)
+		if err != nil {
+			return nil, fmt.Errorf("signature: %w", err)
+		}
+		p.report.UndoBytes = undoBytes
+		if n := int64(len(hdr)) - 8; n > maxHeader {
+			return nil, tooLarge(n, undoBytes)
+		}
+		if err := writeModel(ctx, out, fileOpts, hdr, model, p.dataStart, rec.DataBytes, p.touched, false); err != nil {
+			return nil, err
+		}
+		hdrLen = int64(len(hdr))
+	}
+	if err := verifyTensors(out, hdrLen, p.touched, false); err != nil {
 		os.Remove(out)
 		return nil, err
 	}
@@ -321,6 +367,61 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 		return nil, err
 	}
 	return p.report, nil
+}
+
+// storeUndoShare bounds the share of a model that storeUndo lets a patch touch.
+const storeUndoShare = 64
+
+// storeUndo reports whether the undo record of p should store the XOR of each touched tensor with
+// its patched bytes as it is (store) rather than compressed. It does for a patch of at most a
+// 64th of a model whose every tensor takes that XOR (unquantized signatures: their terms would
+// cost more than the XOR, see undoOf). Compression saves a fifth to a third of those bytes, under
+// 0.6 % of the model then; storing them lets the header's length be known at once, so that the
+// model is copied while the record is computed, which hides its cost behind the copy.
+func storeUndo(p *plan) bool {
+	var touched int64
+	for _, t := range p.touched {
+		touched += t.info.Size
+		cost := 0
+		for k, sg := range t.sigs {
+			cost += termOf(t.alphas[k], sg).size()
+		}
+		if int64(cost) < t.info.Size/4 {
+			return false
+		}
+	}
+	return touched > 0 && touched*storeUndoShare <= p.size-p.dataStart
+}
+
+// storeAll writes into undo[i].XOR, which holds storedLen bytes, the XOR of touched[i]'s original
+// and patched bytes as stored blocks, on all cores.
+func storeAll(ctx context.Context, touched []*touch, undo []undoTensor) error {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(len(touched), runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := touched[i]
+				es := t.info.DType.Size()
+				planes, free := bigBuffer(int(t.info.Size))
+				xorPlanes(t.old, t.new, es, planes)
+				undo[i].XOR = store(undo[i].XOR, planes)
+				free()
+			}
+		}()
+	}
+	var err error
+	for i := range touched {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return err
 }
 
 // undoAll fills undo[i] with the undo entry of touched[i], on all cores.
@@ -349,8 +450,8 @@ func undoAll(ctx context.Context, touched []*touch, undo []undoTensor, s *scratc
 }
 
 // undoHeader returns the header of a patched model: EncodeHeader of infos and meta plus MetaUndo,
-// the JSON of rec, padded (see pagePad) so that the data starts at the offset of like modulo the
-// page size; and the length of the JSON of rec.
+// the JSON of rec, padded (see pagePad) so that the data starts at the offset of like modulo
+// align; and the length of the JSON of rec.
 //
 // The record is about as large as the touched tensors (base64 of their compressed XOR data or of
 // the signature terms), and json.Marshal and EncodeHeader would each copy it several times over.
@@ -359,81 +460,139 @@ func undoAll(ctx context.Context, touched []*touch, undo []undoTensor, s *scratc
 // the large fields base64-encoded straight into it. The bytes are those of the plain way
 // (undoHeaderPlain), which it falls back to when a marker is not unique or the record holds
 // characters that EncodeHeader would escape differently (TestUndoHeader).
-func undoHeader(infos []safetensors.Info, meta map[string]string, rec *undoRecord, like int64, s *scratch) ([]byte, int64, error) {
-	const minField = 4096 // smaller fields are marshalled as they are
-	// The record with markers, and the large fields in marker order.
-	markerOf := func(i int) []byte {
-		return []byte{0xfb, 0xef, 0xbe, 'r', 'w', 's', byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i), 0xfb, 0xef}
+func undoHeader(infos []safetensors.Info, meta map[string]string, rec *undoRecord, like, align int64, s *scratch) ([]byte, int64, error) {
+	l, ok, err := layoutHeader(infos, meta, rec, like, align)
+	if err != nil {
+		return nil, 0, err
 	}
+	if !ok {
+		return undoHeaderPlain(infos, meta, rec, like, align)
+	}
+	hdr, err := l.fill(rec, s)
+	return hdr, l.size, err
+}
+
+// headerLayout is a patched model's header laid out before the large byte fields of its record
+// are filled in: only their lengths count, so it can be laid out while they are computed.
+type headerLayout struct {
+	body []byte // EncodeHeader's JSON with a placeholder for the record, spaces trimmed
+	i    int    // where the placeholder starts in body
+	skel []byte // the record's JSON with a marker for each large field
+	at   []int  // where each marker's base64 starts in skel
+	lens []int  // the large fields' lengths
+	n    int64  // the header's bytes after the 8-byte length, padded
+	size int64  // the record's JSON length
+}
+
+// Where the record goes in the header while it is laid out.
+const (
+	recordPlaceholder     = "\x00rws.undo record\x00"
+	recordPlaceholderJSON = `"\u0000rws.undo record\u0000"`
+)
+
+// markerOf is the stand-in for the record's large field i.
+func markerOf(i int) []byte {
+	return []byte{0xfb, 0xef, 0xbe, 'r', 'w', 's', byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i), 0xfb, 0xef}
+}
+
+// withMarkers returns rec with markers in place of its large byte fields, and those fields in
+// marker order. Every XOR field counts as large, whatever its length, so that a layout never
+// holds XOR bytes that are still to be computed.
+func withMarkers(rec *undoRecord) (undoRecord, [][]byte) {
+	const minField = 4096 // smaller fields are marshalled as they are
 	var big [][]byte
-	marker := func(b []byte) []byte {
-		if len(b) < minField {
+	marker := func(b []byte, least int) []byte {
+		if len(b) < least {
 			return b
 		}
 		big = append(big, b)
 		return markerOf(len(big) - 1)
 	}
 	shadow := *rec
-	shadow.Header = marker(rec.Header)
+	shadow.Header = marker(rec.Header, minField)
 	shadow.Tensors = make([]undoTensor, len(rec.Tensors))
 	for i, ut := range rec.Tensors {
-		ut.XOR = marker(ut.XOR)
+		ut.XOR = marker(ut.XOR, 1) // an empty one is left out of the JSON
 		ut.Terms = append([]undoTerm(nil), ut.Terms...)
 		for k := range ut.Terms {
-			ut.Terms[k].Codes = marker(ut.Terms[k].Codes)
-			ut.Terms[k].Raw = marker(ut.Terms[k].Raw)
+			ut.Terms[k].Codes = marker(ut.Terms[k].Codes, minField)
+			ut.Terms[k].Raw = marker(ut.Terms[k].Raw, minField)
 		}
 		shadow.Tensors[i] = ut
 	}
+	return shadow, big
+}
+
+// layoutHeader lays out the header undoHeader makes, reading only the lengths of rec's large
+// fields. It reports false where undoHeader must take the plain way.
+func layoutHeader(infos []safetensors.Info, meta map[string]string, rec *undoRecord, like, align int64) (*headerLayout, bool, error) {
+	shadow, big := withMarkers(rec)
 	skel, err := json.Marshal(&shadow)
 	if err != nil {
-		return nil, 0, err
+		return nil, false, err
 	}
+	l := &headerLayout{skel: skel, at: make([]int, len(big)), lens: make([]int, len(big)), size: int64(len(skel))}
 	// Where each marker's base64 lies in the skeleton, and the record's final length.
-	at := make([]int, len(big))
-	size := int64(len(skel))
 	for i, b := range big {
 		tok := []byte(`"` + base64.StdEncoding.EncodeToString(markerOf(i)) + `"`)
-		at[i] = bytes.Index(skel, tok)
-		if at[i] < 0 || bytes.Count(skel, tok) != 1 || (i > 0 && at[i] < at[i-1]) {
-			return undoHeaderPlain(infos, meta, rec, like)
+		l.at[i] = bytes.Index(skel, tok)
+		if l.at[i] < 0 || bytes.Count(skel, tok) != 1 || (i > 0 && l.at[i] < l.at[i-1]) {
+			return nil, false, nil
 		}
-		at[i]++ // past the quote
-		size += int64(base64.StdEncoding.EncodedLen(len(b)) - (len(tok) - 2))
+		l.at[i]++ // past the quote
+		l.lens[i] = len(b)
+		l.size += int64(base64.StdEncoding.EncodedLen(len(b)) - (len(tok) - 2))
 	}
 	// EncodeHeader escapes only '"' and '\' in what json.Marshal writes, as long as it is ASCII
 	// without control characters.
-	escaped := size
+	escaped := l.size
 	for _, c := range skel {
 		if c < 0x20 || c >= 0x80 {
-			return undoHeaderPlain(infos, meta, rec, like)
+			return nil, false, nil
 		}
 		if c == '"' || c == '\\' {
 			escaped++
 		}
 	}
-	const placeholder = "\x00rws.undo record\x00"
 	m := make(map[string]string, len(meta)+1)
 	for k, v := range meta {
 		m[k] = v
 	}
-	m[MetaUndo] = placeholder
+	m[MetaUndo] = recordPlaceholder
 	h0, err := safetensors.EncodeHeader(infos, m)
 	if err != nil {
-		return nil, 0, err
+		return nil, false, err
 	}
-	body := bytes.TrimRight(h0[8:], " ")
-	ph := []byte(`"\u0000rws.undo record\u0000"`)
-	i := bytes.Index(body, ph)
-	if i < 0 || bytes.Count(body, ph) != 1 {
-		return undoHeaderPlain(infos, meta, rec, like)
+	l.body = bytes.TrimRight(h0[8:], " ")
+	ph := []byte(recordPlaceholderJSON)
+	l.i = bytes.Index(l.body, ph)
+	if l.i < 0 || bytes.Count(l.body, ph) != 1 {
+		return nil, false, nil
 	}
-	n := int64(len(body)-len(ph)) + 2 + escaped
+	n := int64(len(l.body)-len(ph)) + 2 + escaped
 	n = (n + 7) / 8 * 8
-	n += pagePad(8+n, like)
-	hdr := s.alloc(8 + n)
-	binary.LittleEndian.PutUint64(hdr, uint64(n))
-	w := 8 + copy(hdr[8:], body[:i+1]) // through the opening quote
+	l.n = n + pagePad(8+n, like, align)
+	return l, true, nil
+}
+
+// Len is the length of the header, its 8-byte length included.
+func (l *headerLayout) Len() int64 { return 8 + l.n }
+
+// fill assembles the header with rec's large fields, which must have the lengths they had when
+// it was laid out.
+func (l *headerLayout) fill(rec *undoRecord, s *scratch) ([]byte, error) {
+	_, big := withMarkers(rec)
+	if len(big) != len(l.lens) {
+		return nil, fmt.Errorf("signature: undo record has %d large fields where %d were laid out", len(big), len(l.lens))
+	}
+	for i, b := range big {
+		if len(b) != l.lens[i] {
+			return nil, fmt.Errorf("signature: undo record field %d has %d bytes where %d were laid out", i, len(b), l.lens[i])
+		}
+	}
+	hdr := s.alloc(l.Len())
+	binary.LittleEndian.PutUint64(hdr, uint64(l.n))
+	w := 8 + copy(hdr[8:], l.body[:l.i+1]) // through the opening quote
 	esc := func(b []byte) {
 		for _, c := range b {
 			if c == '"' || c == '\\' {
@@ -446,17 +605,17 @@ func undoHeader(infos []safetensors.Info, meta map[string]string, rec *undoRecor
 	}
 	prev := 0
 	for k, b := range big {
-		esc(skel[prev:at[k]])
+		esc(l.skel[prev:l.at[k]])
 		encodeBase64(hdr[w:], b)
 		w += base64.StdEncoding.EncodedLen(len(b))
-		prev = at[k] + base64.StdEncoding.EncodedLen(len(markerOf(k)))
+		prev = l.at[k] + base64.StdEncoding.EncodedLen(len(markerOf(k)))
 	}
-	esc(skel[prev:])
-	w += copy(hdr[w:], body[i+len(ph)-1:]) // from the closing quote
+	esc(l.skel[prev:])
+	w += copy(hdr[w:], l.body[l.i+len(recordPlaceholderJSON)-1:]) // from the closing quote
 	for ; w < len(hdr); w++ {
 		hdr[w] = ' '
 	}
-	return hdr, size, nil
+	return hdr, nil
 }
 
 // encodeBase64 is base64.StdEncoding.Encode, on all cores for large src: pieces of a multiple of
@@ -488,7 +647,7 @@ func encodeBase64(dst, src []byte) {
 }
 
 // undoHeaderPlain is undoHeader the plain way.
-func undoHeaderPlain(infos []safetensors.Info, meta map[string]string, rec *undoRecord, like int64) ([]byte, int64, error) {
+func undoHeaderPlain(infos []safetensors.Info, meta map[string]string, rec *undoRecord, like, align int64) ([]byte, int64, error) {
 	m := make(map[string]string, len(meta)+1)
 	for k, v := range meta {
 		m[k] = v
@@ -498,137 +657,45 @@ func undoHeaderPlain(infos []safetensors.Info, meta map[string]string, rec *undo
 	if err != nil {
 		return nil, 0, err
 	}
-	if pad := pagePad(int64(len(hdr)), like); pad > 0 {
+	if pad := pagePad(int64(len(hdr)), like, align); pad > 0 {
 		hdr = append(hdr, bytes.Repeat([]byte{' '}, int(pad))...)
 		binary.LittleEndian.PutUint64(hdr, uint64(len(hdr)-8))
 	}
 	return hdr, int64(len(m[MetaUndo])), nil
 }
 
-// alignPage is the page size pagePad aligns to: that of x86-64 and of most arm64 systems (a
-// constant, so that the output does not depend on the machine).
-const alignPage = 4096
+// The alignments pagePad keeps: the page size of x86-64 and of most arm64 systems, and the size
+// of their huge pages, which is also the largest folio Linux caches file data in (constants, so
+// that the output does not depend on the machine).
+const (
+	alignPage = 4096
+	alignHuge = 2 << 20
+)
+
+// hugeAlignFrom is the data size from which patched models keep the huge-page alignment: their
+// header then grows by under 2 MiB, under 1 % of the data.
+const hugeAlignFrom = 256 << 20
+
+// dataAlign is the alignment pagePad keeps for a data section of n bytes.
+func dataAlign(n int64) int64 {
+	if n >= hugeAlignFrom {
+		return alignHuge
+	}
+	return alignPage
+}
 
 // pagePad returns how many spaces to append to a header of n bytes (a multiple of 8, as
-// EncodeHeader writes them) so that the data after it starts at the same offset modulo the page
-// size as the data of a file whose header takes like bytes: the kernel then copies the data
-// between the two files in whole pages, about a third cheaper than straddling pages. Trailing
-// spaces are allowed by the format. It returns 0 when that would break the 8-byte alignment of
-// the data.
-func pagePad(n, like int64) int64 {
-	pad := ((like-n)%alignPage + alignPage) % alignPage
+// EncodeHeader writes them) so that the data after it starts at the same offset modulo align as
+// the data of a file whose header takes like bytes: the kernel then copies the data between the
+// two files in whole pages, about a third cheaper than straddling pages, and with huge-page
+// alignment in whole folios, 12 % cheaper again for a 2 GiB model. Trailing spaces are allowed by
+// the format. It returns 0 when that would break the 8-byte alignment of the data.
+func pagePad(n, like, align int64) int64 {
+	pad := ((like-n)%align + align) % align
 	if pad%8 != 0 {
 		return 0
 	}
 	return pad
-}
-
-// writeChunk is how much writeModel copies at a time; the disk writeback of each chunk starts as
-// soon as it is written.
-const writeChunk = 16 << 20
-
-// writeModel writes path (atomically, as opts say) as hdr followed by the data section of src
-// (dataBytes bytes from srcStart) with the touched tensors' ranges replaced by their new bytes, or
-// by their old bytes when restore is set. The untouched ranges are copied in the kernel where it
-// can, and unless opts.NoSync the writeback to disk runs alongside, so that little is left for
-// the final fsync.
-func writeModel(ctx context.Context, path string, opts atomicfile.Options, hdr []byte, src string, srcStart, dataBytes int64, touched []*touch, restore bool) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	f, err := atomicfile.Create(path, opts)
-	if err != nil {
-		return fmt.Errorf("signature: %w", err)
-	}
-	defer f.Abort()
-	w := &writeback{}
-	if !opts.NoSync {
-		w = newWriteback(f.File)
-	}
-	defer w.stop()
-	c := &rangeCopier{dst: f.File, src: in}
-	// write puts b at off, or copies b's bytes from src at srcOff when b is nil, a chunk at a time.
-	write := func(b []byte, off, srcOff, n int64) error {
-		for done := int64(0); done < n; {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			k := min(n-done, writeChunk)
-			if b != nil {
-				if _, err := f.WriteAt(b[done:done+k], off+done); err != nil {
-					return err
-				}
-			} else if err := c.copy(off+done, srcOff+done, k); err != nil {
-				return fmt.Errorf("signature: %w", err)
-			}
-			done += k
-			w.written(off + done)
-		}
-		return nil
-	}
-	if err := write(hdr, 0, 0, int64(len(hdr))); err != nil {
-		return err
-	}
-	dst := int64(len(hdr))
-	var cur int64
-	for _, t := range touched {
-		if err := write(nil, dst+cur, srcStart+cur, t.rel-cur); err != nil {
-			return err
-		}
-		data := t.new
-		if restore {
-			data = t.old
-		}
-		if err := write(data, dst+t.rel, 0, int64(len(data))); err != nil {
-			return err
-		}
-		cur = t.rel + int64(len(data))
-	}
-	if err := write(nil, dst+cur, srcStart+cur, dataBytes-cur); err != nil {
-		return err
-	}
-	w.stop()
-	return f.Commit()
-}
-
-// writeback starts the disk writeback of a file being written front to back (startWriteback),
-// from a goroutine of its own so that the writer does not wait on the disk queue.
-type writeback struct {
-	f       *os.File
-	started int64 // the writeback of bytes before this offset was requested
-	ranges  chan [2]int64
-	done    chan struct{}
-}
-
-func newWriteback(f *os.File) *writeback {
-	ranges, done := make(chan [2]int64, 64), make(chan struct{})
-	go func() {
-		defer close(done)
-		for r := range ranges {
-			startWriteback(f, r[0], r[1]-r[0])
-		}
-	}()
-	return &writeback{f: f, ranges: ranges, done: done}
-}
-
-// written says that the file holds its bytes up to end; their writeback starts once a chunk has
-// gathered.
-func (w *writeback) written(end int64) {
-	if w.ranges != nil && end-w.started >= writeChunk {
-		w.ranges <- [2]int64{w.started, end}
-		w.started = end
-	}
-}
-
-// stop waits for the requests made so far; it may be called more than once.
-func (w *writeback) stop() {
-	if w.ranges != nil {
-		close(w.ranges)
-		w.ranges = nil
-		<-w.done
-	}
 }
 
 // verifyBufSize is the buffer verifyTensors reads back through: small, because fresh memory costs
@@ -745,27 +812,35 @@ func Unpatch(ctx context.Context, patched, out string, opts UnpatchOptions) (*Un
 			return nil, fmt.Errorf("signature: %s: %w: tensor %q is not where the patch wrote it", patched, ErrChanged, ut.Name)
 		}
 		cur = ut.Offset + ut.Size
+		touched = append(touched, &touch{info: in, rel: ut.Offset})
+		rep.Tensors = append(rep.Tensors, ut.Name)
+	}
+	// The model is copied while the originals are rebuilt and checked.
+	m, err := startModel(ctx, out, atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}, int64(len(orig)), patched, dataStart, rec.DataBytes, touched)
+	if err != nil {
+		return nil, err
+	}
+	defer m.abort()
+	for i, ut := range rec.Tensors {
+		t := touched[i]
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		now := s.alloc(ut.Size)
-		if err := r.ReadRawInto(ut.Name, now); err != nil {
+		t.new = s.alloc(ut.Size)
+		if err := r.ReadRawInto(ut.Name, t.new); err != nil {
 			return nil, err
 		}
-		if hexSHA256(now) != ut.After {
+		if hexSHA256(t.new) != ut.After {
 			return nil, fmt.Errorf("signature: %s: %w: tensor %q no longer holds the patched values, so the original cannot be restored exactly", patched, ErrChanged, ut.Name)
 		}
-		old, err := restoreTensor(in, ut, now, &s)
-		if err != nil {
+		if t.old, err = restoreTensor(t.info, ut, t.new, &s); err != nil {
 			return nil, fmt.Errorf("signature: %s: undo data of tensor %q: %v", patched, ut.Name, err)
 		}
-		if hexSHA256(old) != ut.Before {
+		if hexSHA256(t.old) != ut.Before {
 			return nil, fmt.Errorf("signature: %s: undo data of tensor %q does not restore the recorded original (damaged record)", patched, ut.Name)
 		}
-		touched = append(touched, &touch{info: in, rel: ut.Offset, old: old, new: now})
-		rep.Tensors = append(rep.Tensors, ut.Name)
 	}
-	if err := writeModel(ctx, out, atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}, orig, patched, dataStart, rec.DataBytes, touched, true); err != nil {
+	if err := m.finish(orig, true); err != nil {
 		return nil, err
 	}
 	if err := verifyTensors(out, int64(len(orig)), touched, true); err != nil {

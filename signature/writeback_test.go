@@ -42,7 +42,7 @@ func TestUndoHeader(t *testing.T) {
 					{Alpha: 1e-7, Codec: string(quant.Linear), Bits: 2, Groups: 3, Codes: noise(5000), Params: []float32{0.1, -2, 3e-9, 7}},
 				}},
 			}}
-		want, wantLen, err := undoHeaderPlain(infos, meta, &rec, 0)
+		want, wantLen, err := undoHeaderPlain(infos, meta, &rec, 0, alignPage)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,25 +59,27 @@ func TestUndoHeader(t *testing.T) {
 			t.Errorf("%q: record length %d, want %d", name, wantLen, len(m[MetaUndo]))
 		}
 		for _, like := range []int64{int64(len(enc)), 3128, 8, 13, 1 << 20} {
-			var s scratch
-			got, gotLen, err := undoHeader(infos, meta, &rec, like, &s)
-			if err != nil {
-				t.Fatal(err)
+			for _, align := range []int64{alignPage, alignHuge} {
+				var s scratch
+				got, gotLen, err := undoHeader(infos, meta, &rec, like, align, &s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plain, _, _ := undoHeaderPlain(infos, meta, &rec, like, align)
+				if !bytes.Equal(got, plain) || gotLen != wantLen {
+					t.Errorf("%q, like %d: undoHeader differs from the plain way (%d bytes, want %d)", name, like, len(got), len(plain))
+				}
+				if like == int64(len(enc)) && !bytes.Equal(got, enc) {
+					t.Errorf("%q: header differs from EncodeHeader although no padding is needed", name)
+				}
+				if pad := int64(len(got)) - like; pad%8 == 0 && pad%align != 0 {
+					t.Errorf("%q, like %d: header of %d bytes is not aligned with it modulo %d", name, like, len(got), align)
+				}
+				if int64(binary.LittleEndian.Uint64(got)) != int64(len(got)-8) {
+					t.Errorf("%q, like %d: length prefix %d for a %d-byte header", name, like, binary.LittleEndian.Uint64(got), len(got))
+				}
+				s.release()
 			}
-			plain, _, _ := undoHeaderPlain(infos, meta, &rec, like)
-			if !bytes.Equal(got, plain) || gotLen != wantLen {
-				t.Errorf("%q, like %d: undoHeader differs from the plain way (%d bytes, want %d)", name, like, len(got), len(plain))
-			}
-			if like == int64(len(enc)) && !bytes.Equal(got, enc) {
-				t.Errorf("%q: header differs from EncodeHeader although no padding is needed", name)
-			}
-			if pad := int64(len(got)) - like; pad%8 == 0 && pad%alignPage != 0 {
-				t.Errorf("%q, like %d: header of %d bytes is not aligned with it modulo %d", name, like, len(got), alignPage)
-			}
-			if int64(binary.LittleEndian.Uint64(got)) != int64(len(got)-8) {
-				t.Errorf("%q, like %d: length prefix %d for a %d-byte header", name, like, binary.LittleEndian.Uint64(got), len(got))
-			}
-			s.release()
 		}
 		// The header reads back as the record.
 		path := filepath.Join(t.TempDir(), "h.safetensors")
@@ -96,21 +98,26 @@ func TestUndoHeader(t *testing.T) {
 }
 
 func TestPagePad(t *testing.T) {
-	for _, tc := range []struct{ n, like, want int64 }{
-		{3128, 3128, 0},
-		{16, 3128, 3112},
-		{8 + 4096, 8, 0},
-		{5000, 3128, 4096 - (5000 - 3128)},
-		{16, 13, 0}, // 8-byte alignment wins
-		{4096*3 + 8, 3128, 3120},
+	for _, tc := range []struct{ n, like, align, want int64 }{
+		{3128, 3128, alignPage, 0},
+		{16, 3128, alignPage, 3112},
+		{8 + 4096, 8, alignPage, 0},
+		{5000, 3128, alignPage, 4096 - (5000 - 3128)},
+		{16, 13, alignPage, 0}, // 8-byte alignment wins
+		{4096*3 + 8, 3128, alignPage, 3120},
+		{10931256, 3128, alignHuge, 12<<20 + 3128 - 10931256},
+		{3128, 3128, alignHuge, 0},
 	} {
-		got := pagePad(tc.n, tc.like)
+		got := pagePad(tc.n, tc.like, tc.align)
 		if got != tc.want {
-			t.Errorf("pagePad(%d, %d) = %d, want %d", tc.n, tc.like, got, tc.want)
+			t.Errorf("pagePad(%d, %d, %d) = %d, want %d", tc.n, tc.like, tc.align, got, tc.want)
 		}
-		if got > 0 && (tc.n+got-tc.like)%alignPage != 0 {
-			t.Errorf("pagePad(%d, %d) = %d does not align", tc.n, tc.like, got)
+		if got > 0 && (tc.n+got-tc.like)%tc.align != 0 {
+			t.Errorf("pagePad(%d, %d, %d) = %d does not align", tc.n, tc.like, tc.align, got)
 		}
+	}
+	if dataAlign(hugeAlignFrom-1) != alignPage || dataAlign(hugeAlignFrom) != alignHuge {
+		t.Error("dataAlign: huge-page alignment should start at hugeAlignFrom")
 	}
 }
 
