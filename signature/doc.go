@@ -71,7 +71,12 @@
 // with the same roundings in reverse (the terms, i.e. α and the signature's stored codes, are
 // then stored too): that prediction is right for most values, so its XOR compresses to almost
 // nothing and a quantized signature's undo record costs little more than the signature. Patch
-// keeps the smaller of the two per tensor. Unpatch writes the original header followed by the
+// keeps the smaller of the two per tensor, except for an unquantized patch of at most a 64th of a
+// model: its XOR is stored uncompressed (DEFLATE stored blocks), so that the header's length is
+// known before the record is computed and the model is copied meanwhile. The data section keeps
+// the original's alignment modulo 4 KiB, or 2 MiB from 256 MiB of data, so that the kernel copies
+// it in whole pages. The header is refused above the 100 MB safetensors readers accept (a patch
+// in place has no such limit). Unpatch writes the original header followed by the
 // data section with each touched tensor rebuilt as prediction XOR residual and checked against
 // its SHA-256, so the result is the original file byte for byte by construction; it refuses a
 // file whose patched tensors changed since.
