@@ -169,7 +169,7 @@ func refTensor(t *testing.T, opts ExtractOptions, name string) *Tensor {
 			for i, v := range vals {
 				putFloat64(out.raw[8*i:], v)
 			}
-		} else if err := tensor.EncodeFloat32(in.DType, f32, out.raw); err != nil {
+		} else if err := tensor.EncodeFloat64(in.DType, vals, out.raw); err != nil { // rounded once
 			t.Fatal(err)
 		}
 	} else {
