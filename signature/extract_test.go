@@ -210,7 +210,7 @@ func TestSelection(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"first:5", "first:0", "first:x", "nosuch.*", "auto:2", "[", "", "*.running_mean", "features.1.num_batches_tracked"} {
-		if _, err := selectLayers(layers, bad, each(func(Unit) float64 { return 1 })); err == nil {
+		if _, err := selectLayers(layers, bad, measureEach(func(Unit) float64 { return 1 })); err == nil {
 			t.Errorf("%q: selection succeeded", bad)
 		}
 	}
@@ -219,7 +219,7 @@ func TestSelection(t *testing.T) {
 	}
 	// auto keeps up to the last unit at or above half the largest relative difference.
 	deltas := map[string]float64{"features.0": 0.2, "features.3": 0.15, "features.7": 0.02, "features.10": 0.11}
-	c, err := selectLayers(layers, "auto", each(func(u Unit) float64 { return deltas[u.Name] }))
+	c, err := selectLayers(layers, "auto", measureEach(func(u Unit) float64 { return deltas[u.Name] }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestSelection(t *testing.T) {
 		t.Errorf("auto kept %d units, want 4 (features.10 at 0.11 ≥ 0.5·0.2)", len(c.Units))
 	}
 	deltas["features.10"] = 0.09
-	c, err = selectLayers(layers, "auto", each(func(u Unit) float64 { return deltas[u.Name] }))
+	c, err = selectLayers(layers, "auto", measureEach(func(u Unit) float64 { return deltas[u.Name] }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +236,8 @@ func TestSelection(t *testing.T) {
 	}
 }
 
-// each measures units one by one with f.
-func each(f func(Unit) float64) func([]Unit) ([]float64, error) {
+// measureEach measures units one by one with f.
+func measureEach(f func(Unit) float64) func([]Unit) ([]float64, error) {
 	return func(us []Unit) ([]float64, error) {
 		out := make([]float64, len(us))
 		for i, u := range us {

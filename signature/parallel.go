@@ -68,3 +68,9 @@ func forEach[W any](ctx context.Context, n int, size func(i int) int64, newWorke
 	wg.Wait()
 	return failure
 }
+
+// each is forEach for work that needs no worker of its own.
+func each(ctx context.Context, n int, size func(i int) int64, do func(i int) error) error {
+	return forEach(ctx, n, size, func() struct{} { return struct{}{} }, func(struct{}) {},
+		func(_ struct{}, i int) error { return do(i) })
+}

@@ -348,11 +348,10 @@ func (s *Signature) metadata(fileBytes int64) (map[string]string, error) {
 // sets s.FileBytes and s.Path. The file records its own size and the compression ratio.
 func (s *Signature) Write(path string, opts WriteOptions) error {
 	// Hash the tensors on all cores: hashing is most of the work of writing a large signature.
-	forEach(context.Background(), len(s.Tensors), func(i int) int64 { return s.Tensors[i].StoredBytes() }, func() struct{} { return struct{}{} }, func(struct{}) {},
-		func(_ struct{}, i int) error {
-			s.Tensors[i].SHA256 = s.Tensors[i].storedSHA256()
-			return nil
-		})
+	each(context.Background(), len(s.Tensors), func(i int) int64 { return s.Tensors[i].StoredBytes() }, func(i int) error {
+		s.Tensors[i].SHA256 = s.Tensors[i].storedSHA256()
+		return nil
+	})
 	ts := s.stored()
 	infos := make([]safetensors.Info, len(ts))
 	var data int64

@@ -396,57 +396,22 @@ func storeUndo(p *plan) bool {
 // storeAll writes into undo[i].XOR, which holds storedLen bytes, the XOR of touched[i]'s original
 // and patched bytes as stored blocks, on all cores.
 func storeAll(ctx context.Context, touched []*touch, undo []undoTensor) error {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(len(touched), runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				t := touched[i]
-				es := t.info.DType.Size()
-				planes, free := bigBuffer(int(t.info.Size))
-				xorPlanes(t.old, t.new, es, planes)
-				undo[i].XOR = store(undo[i].XOR, planes)
-				free()
-			}
-		}()
-	}
-	var err error
-	for i := range touched {
-		if err = ctx.Err(); err != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return err
+	return each(ctx, len(touched), func(i int) int64 { return touched[i].info.Size }, func(i int) error {
+		t := touched[i]
+		planes, free := bigBuffer(int(t.info.Size))
+		defer free()
+		xorPlanes(t.old, t.new, t.info.DType.Size(), planes)
+		undo[i].XOR = store(undo[i].XOR, planes)
+		return nil
+	})
 }
 
 // undoAll fills undo[i] with the undo entry of touched[i], on all cores.
 func undoAll(ctx context.Context, touched []*touch, undo []undoTensor, s *scratch) error {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(len(touched), runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				undo[i] = undoOf(touched[i], s)
-			}
-		}()
-	}
-	var err error
-	for i := range touched {
-		if err = ctx.Err(); err != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return err
+	return each(ctx, len(touched), func(i int) int64 { return touched[i].info.Size }, func(i int) error {
+		undo[i] = undoOf(touched[i], s)
+		return nil
+	})
 }
 
 // undoHeader returns the header of a patched model: EncodeHeader of infos and meta plus MetaUndo,
