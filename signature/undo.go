@@ -298,66 +298,9 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 		}
 	}
 	meta[MetaPatch] = marshal(append(history, p.entry()))
-	align := dataAlign(rec.DataBytes)
-	fileOpts := atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}
-	tooLarge := func(n, undoBytes int64) error {
-		return fmt.Errorf("signature: %w: the undo record (%s) would make the header of %s %s, over the %s that safetensors readers accept; patch in place (--in-place keeps the originals in %s), or apply a quantized signature, whose record holds its codes",
-			ErrHeaderTooLarge, Bytes(undoBytes), out, Bytes(n), Bytes(maxHeader), undoPath(model))
-	}
-	var hdrLen int64
-	if storeUndo(p) {
-		// The record's length, and so the header's, is known before its bytes: the model is
-		// copied while they are computed.
-		for i, t := range p.touched {
-			rec.Tensors[i] = undoTensor{Name: t.info.Name, Offset: t.rel, Size: t.info.Size, ElemSize: t.info.DType.Size(),
-				Before: t.oldSum, After: t.newSum, XOR: s.alloc(storedLen(t.info.Size))}
-		}
-		l, ok, err := layoutHeader(p.infos, meta, &rec, p.dataStart, align)
-		if err != nil {
-			return nil, fmt.Errorf("signature: %w", err)
-		}
-		if ok {
-			p.report.UndoBytes = l.size
-			if l.n > maxHeader {
-				return nil, tooLarge(l.n, l.size)
-			}
-			m, err := startModel(ctx, out, fileOpts, l.Len(), model, p.dataStart, rec.DataBytes, p.touched)
-			if err != nil {
-				return nil, err
-			}
-			defer m.abort()
-			if crashAt("copying") {
-				return nil, errCrash
-			}
-			if err := storeAll(ctx, p.touched, rec.Tensors); err != nil {
-				return nil, err
-			}
-			hdr, err := l.fill(&rec, &s)
-			if err != nil {
-				return nil, err
-			}
-			if err := m.finish(hdr, false); err != nil {
-				return nil, err
-			}
-			hdrLen = l.Len()
-		}
-	}
-	if hdrLen == 0 {
-		if err := undoAll(ctx, p.touched, rec.Tensors, &s); err != nil {
-			return nil, err
-		}
-		hdr, undoBytes, err := undoHeader(p.infos, meta, &rec, p.dataStart, align, &s)
-		if err != nil {
-			return nil, fmt.Errorf("signature: %w", err)
-		}
-		p.report.UndoBytes = undoBytes
-		if n := int64(len(hdr)) - 8; n > maxHeader {
-			return nil, tooLarge(n, undoBytes)
-		}
-		if err := writeModel(ctx, out, fileOpts, hdr, model, p.dataStart, rec.DataBytes, p.touched, false); err != nil {
-			return nil, err
-		}
-		hdrLen = int64(len(hdr))
+	hdrLen, err := p.write(ctx, out, meta, &rec, atomicfile.Options{Force: opts.Force, NoSync: opts.NoSync}, &s)
+	if err != nil {
+		return nil, err
 	}
 	if err := verifyTensors(out, hdrLen, p.touched, false); err != nil {
 		os.Remove(out)
@@ -367,6 +310,75 @@ func Patch(ctx context.Context, model, out string, sigs []Applied, opts PatchOpt
 		return nil, err
 	}
 	return p.report, nil
+}
+
+// write writes the patched model to out: the model's data with the touched tensors' new bytes,
+// under a header of meta and rec (whose XOR fields it computes), and returns the header's length.
+func (p *plan) write(ctx context.Context, out string, meta map[string]string, rec *undoRecord, opts atomicfile.Options, s *scratch) (int64, error) {
+	align := dataAlign(rec.DataBytes)
+	if storeUndo(p) {
+		if n, ok, err := p.writeStored(ctx, out, meta, rec, align, opts, s); ok || err != nil {
+			return n, err
+		}
+	}
+	if err := undoAll(ctx, p.touched, rec.Tensors, s); err != nil {
+		return 0, err
+	}
+	hdr, undoBytes, err := undoHeader(p.infos, meta, rec, p.dataStart, align, s)
+	if err != nil {
+		return 0, fmt.Errorf("signature: %w", err)
+	}
+	p.report.UndoBytes = undoBytes
+	if err := p.checkHeader(out, int64(len(hdr))-8, undoBytes); err != nil {
+		return 0, err
+	}
+	if err := writeModel(ctx, out, opts, hdr, p.path, p.dataStart, rec.DataBytes, p.touched, false); err != nil {
+		return 0, err
+	}
+	return int64(len(hdr)), nil
+}
+
+// writeStored is write for a patch storeUndo chooses: the record's length, and so the header's,
+// is known before its bytes, so the model is copied while they are computed. It reports false,
+// having written nothing, where the header cannot be laid out ahead (see layoutHeader).
+func (p *plan) writeStored(ctx context.Context, out string, meta map[string]string, rec *undoRecord, align int64, opts atomicfile.Options, s *scratch) (int64, bool, error) {
+	for i, t := range p.touched {
+		rec.Tensors[i] = undoTensor{Name: t.info.Name, Offset: t.rel, Size: t.info.Size, ElemSize: t.info.DType.Size(),
+			Before: t.oldSum, After: t.newSum, XOR: s.alloc(storedLen(t.info.Size))}
+	}
+	l, ok, err := layoutHeader(p.infos, meta, rec, p.dataStart, align)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	p.report.UndoBytes = l.size
+	if err := p.checkHeader(out, l.n, l.size); err != nil {
+		return 0, false, err
+	}
+	m, err := startModel(ctx, out, opts, l.Len(), p.path, p.dataStart, rec.DataBytes, p.touched)
+	if err != nil {
+		return 0, false, err
+	}
+	defer m.abort()
+	if crashAt("copying") {
+		return 0, false, errCrash
+	}
+	if err := storeAll(ctx, p.touched, rec.Tensors); err != nil {
+		return 0, false, err
+	}
+	hdr, err := l.fill(rec, s)
+	if err != nil {
+		return 0, false, err
+	}
+	return l.Len(), true, m.finish(hdr, false)
+}
+
+// checkHeader refuses a header of n bytes (after its length) over what readers accept.
+func (p *plan) checkHeader(out string, n, undoBytes int64) error {
+	if n <= maxHeader {
+		return nil
+	}
+	return fmt.Errorf("signature: %w: the undo record (%s) would make the header of %s %s, over the %s that safetensors readers accept; patch in place (--in-place keeps the originals in %s), or apply a quantized signature, whose record holds its codes",
+		ErrHeaderTooLarge, Bytes(undoBytes), out, Bytes(n), Bytes(maxHeader), undoPath(p.path))
 }
 
 // storeUndoShare bounds the share of a model that storeUndo lets a patch touch.
