@@ -293,8 +293,9 @@ func (s *stats) store(dt tensor.DType, at int64, v []float64, out []byte, scratc
 	}
 	es := int64(dt.Size())
 	raw := out[es*at : es*(at+int64(len(v)))]
-	tensor.EncodeFloat64(dt, v, raw) // rounded once from float64, not through float32 first
-	dec := f                         // decoded in place: f is not needed any more
+	// Rounded once from float64, not through float32 first.
+	tensor.EncodeFloat64(dt, v, raw)
+	dec := f // decoded in place: f is not needed any more
 	tensor.DecodeFloat32(dt, raw, dec)
 	for i, d := range dec {
 		if !isFinite(float64(d)) {
