@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 
 	"github.com/rws-project/rws/internal/atomicfile"
 	"github.com/rws-project/rws/safetensors"
@@ -169,11 +168,11 @@ func lockModel(model string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("signature: %s is being changed by another process (%v)", model, err)
 	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+	return func() { unlockFile(f); f.Close() }, nil
 }
 
 // Recover completes or rolls back an in-place patch or unpatch of model that a crash

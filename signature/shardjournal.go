@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/rws-project/rws/internal/atomicfile"
 	"github.com/rws-project/rws/safetensors"
@@ -149,11 +148,11 @@ func lockIndex(index string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("signature: %s is being changed by another process (%v)", index, err)
 	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+	return func() { unlockFile(f); f.Close() }, nil
 }
 
 // recoverSharded is RecoverReport for a sharded checkpoint: it finishes or rolls back what its
@@ -311,7 +310,7 @@ func startOutput(index string, noSync bool) (*shardedOut, error) {
 		os.Remove(jp)
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		return fail(fmt.Errorf("signature: %s: %w", jp, err))
 	}
 	if _, err := f.WriteString(marshal(newJournal(opWrite)) + "\n"); err != nil {
@@ -532,7 +531,7 @@ func recoverOutput(index string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		return "", fmt.Errorf("signature: %s is being written by another rws command (its journal %s is locked); wait for it to end", index, jp)
 	}
 	// The writer may have finished, and removed the journal, before the lock was taken.
