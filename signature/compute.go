@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/rws-project/rws/internal/kernel"
+	"github.com/rws-project/rws/internal/mem"
 	"github.com/rws-project/rws/quant"
 	"github.com/rws-project/rws/safetensors"
 	"github.com/rws-project/rws/tensor"
@@ -221,7 +222,7 @@ func compute[T float](x *extractor, t *Tensor, infos []safetensors.Info, out []b
 func (x *extractor) wholeBuffer(n int64) []float32 {
 	if int64(cap(x.whole)) < n {
 		x.free()
-		b, free := bigBuffer(int(4 * n))
+		b, free := mem.Mapped(int(4 * n))
 		x.whole, x.free = kernel.Float32s(b), free
 	}
 	return x.whole[:n]

@@ -3,11 +3,10 @@ package signature
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"fmt"
 	"io"
 	"math"
-	"runtime"
-	"sync"
 )
 
 // deflateChunk is the size of the pieces deflate compresses independently.
@@ -37,26 +36,13 @@ func deflate(b, buf []byte) []byte {
 	}
 	buf = buf[:cap(buf)]
 	outs := make([][]byte, n)
-	var wg sync.WaitGroup
-	next := make(chan int, n)
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	for range min(n, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := newDeflaters()
-			for i := range next {
-				lo, hi := i*deflateChunk, min(len(b), (i+1)*deflateChunk)
-				out := bytes.NewBuffer(buf[i*region : i*region : (i+1)*region])
-				deflateInto(out, b[lo:hi], i == n-1, d)
-				outs[i] = out.Bytes()
-			}
-		}()
-	}
-	wg.Wait()
+	forEach(context.Background(), n, nil, newDeflaters, func(*deflaters) {}, func(d *deflaters, i int) error {
+		lo, hi := i*deflateChunk, min(len(b), (i+1)*deflateChunk)
+		out := bytes.NewBuffer(buf[i*region : i*region : (i+1)*region])
+		deflateInto(out, b[lo:hi], i == n-1, d)
+		outs[i] = out.Bytes()
+		return nil
+	})
 	for i, o := range outs {
 		if len(o) > region || (len(o) > 0 && &o[0] != &buf[i*region]) {
 			// A chunk outgrew its region (deflateBound says it cannot): join them elsewhere.

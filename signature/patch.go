@@ -494,9 +494,6 @@ func syncDir(dir string, noSync bool) error {
 	return atomicfile.SyncDir(dir)
 }
 
-// hugePage is the size of a transparent huge page on x86-64 and arm64 Linux (see bigBuffer).
-const hugePage = 2 << 20
-
 // scratch holds the large temporary buffers of one operation (the touched tensors before and
 // after, undo data) and frees them together. Buffers from alloc must not be used after release.
 type scratch struct {
@@ -504,9 +501,9 @@ type scratch struct {
 	free []func()
 }
 
-// alloc returns n zero bytes (see bigBuffer).
+// alloc returns n zero bytes (see mem.Mapped).
 func (s *scratch) alloc(n int64) []byte {
-	b, free := bigBuffer(int(n))
+	b, free := mem.Mapped(int(n))
 	s.mu.Lock()
 	s.free = append(s.free, free)
 	s.mu.Unlock()

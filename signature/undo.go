@@ -14,8 +14,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"runtime"
-	"sync"
 	"unsafe"
 
 	"github.com/rws-project/rws/internal/atomicfile"
@@ -137,32 +135,19 @@ func decodeBase64(src []byte) ([]byte, error) {
 	}
 	pieces := (len(src) + piece - 1) / piece
 	ns := make([]int, pieces)
-	errs := make([]error, pieces)
-	var wg sync.WaitGroup
-	next := make(chan int, pieces)
-	for i := range pieces {
-		next <- i
-	}
-	close(next)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				lo, hi := i*piece, min(len(src), (i+1)*piece)
-				if i < pieces-1 && bytes.IndexByte(src[lo:hi], '=') >= 0 {
-					errs[i] = fmt.Errorf("base64 padding inside the data at %d", lo)
-					continue
-				}
-				// Decode writes 8 bytes at a time while dst has room: bound dst to this
-				// piece, or it writes into the next one.
-				at, end := lo/4*3, lo/4*3+base64.StdEncoding.DecodedLen(hi-lo)
-				ns[i], errs[i] = base64.StdEncoding.Decode(out[at:end:end], src[lo:hi])
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := each(context.Background(), pieces, nil, func(i int) error {
+		lo, hi := i*piece, min(len(src), (i+1)*piece)
+		if i < pieces-1 && bytes.IndexByte(src[lo:hi], '=') >= 0 {
+			return fmt.Errorf("base64 padding inside the data at %d", lo)
+		}
+		// Decode writes 8 bytes at a time while dst has room: bound dst to this piece, or it
+		// writes into the next one.
+		at, end := lo/4*3, lo/4*3+base64.StdEncoding.DecodedLen(hi-lo)
+		var err error
+		ns[i], err = base64.StdEncoding.Decode(out[at:end:end], src[lo:hi])
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	// Only the last piece may be short (padding), so the pieces lie end to end.
@@ -410,7 +395,7 @@ func storeUndo(p *plan) bool {
 func storeAll(ctx context.Context, touched []*touch, undo []undoTensor) error {
 	return each(ctx, len(touched), func(i int) int64 { return touched[i].info.Size }, func(i int) error {
 		t := touched[i]
-		planes, free := bigBuffer(int(t.info.Size))
+		planes, free := mem.Mapped(int(t.info.Size))
 		defer free()
 		xorPlanes(t.old, t.new, t.info.DType.Size(), planes)
 		undo[i].XOR = store(undo[i].XOR, planes)
@@ -603,24 +588,12 @@ func encodeBase64(dst, src []byte) {
 		base64.StdEncoding.Encode(dst, src)
 		return
 	}
-	var wg sync.WaitGroup
-	next := make(chan int, len(src)/piece+1)
-	for lo := 0; lo < len(src); lo += piece {
-		next <- lo
-	}
-	close(next)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for lo := range next {
-				hi := min(len(src), lo+piece)
-				at, end := lo/3*4, lo/3*4+base64.StdEncoding.EncodedLen(hi-lo)
-				base64.StdEncoding.Encode(dst[at:end:end], src[lo:hi])
-			}
-		}()
-	}
-	wg.Wait()
+	each(context.Background(), (len(src)+piece-1)/piece, nil, func(i int) error {
+		lo, hi := i*piece, min(len(src), (i+1)*piece)
+		at, end := lo/3*4, lo/3*4+base64.StdEncoding.EncodedLen(hi-lo)
+		base64.StdEncoding.Encode(dst[at:end:end], src[lo:hi])
+		return nil
+	})
 }
 
 // undoHeaderPlain is undoHeader the plain way.
@@ -846,7 +819,7 @@ func Unpatch(ctx context.Context, patched, out string, opts UnpatchOptions) (*Un
 // from its undo entry ut.
 func restoreTensor(in safetensors.Info, ut undoTensor, now []byte, s *scratch) ([]byte, error) {
 	// The planes and the prediction are freed at once (see undoOf).
-	planes, free := bigBuffer(int(ut.Size))
+	planes, free := mem.Mapped(int(ut.Size))
 	defer free()
 	if err := inflate(ut.XOR, planes); err != nil {
 		return nil, err
@@ -863,7 +836,7 @@ func restoreTensor(in safetensors.Info, ut undoTensor, now []byte, s *scratch) (
 			}
 		}
 		var freePred func()
-		pred, freePred = bigBuffer(int(ut.Size))
+		pred, freePred = mem.Mapped(int(ut.Size))
 		defer freePred()
 		predictOriginal(in.DType, now, alphas, vals, pred)
 	}
@@ -931,10 +904,10 @@ func undoOf(t *touch, s *scratch) undoTensor {
 	}
 	// The planes and the prediction are freed at once: a large patch must not hold several
 	// copies of every touched tensor at the same time.
-	planes, free := bigBuffer(int(size))
+	planes, free := mem.Mapped(int(size))
 	defer free()
 	predicted := func() []byte {
-		pred, freePred := bigBuffer(int(size))
+		pred, freePred := mem.Mapped(int(size))
 		defer freePred()
 		predictOriginal(t.info.DType, t.new, t.alphas, vals, pred)
 		xorPlanes(t.old, pred, es, planes)

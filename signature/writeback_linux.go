@@ -3,7 +3,6 @@ package signature
 import (
 	"errors"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,24 +57,4 @@ func dataSync(f *os.File) error {
 			return nil
 		}
 	}
-}
-
-// bigBuffer returns n zero bytes of private memory and the function that frees them. Buffers of
-// a few MiB and more are mapped outside the Go heap and backed by transparent huge pages where
-// the kernel allows it: touching a fresh 4 KiB page costs a page fault, which is slow in virtual
-// machines (about 4 ms per MiB measured on the project's benchmark machine), while a huge page
-// costs one fault per 2 MiB. The memory must not be used after free.
-func bigBuffer(n int) ([]byte, func()) {
-	if n < hugePage {
-		return make([]byte, n), func() {}
-	}
-	size := (n+hugePage-1)/hugePage*hugePage + hugePage // room to start on a huge page boundary
-	m, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		return make([]byte, n), func() {}
-	}
-	start := int((hugePage - uintptr(unsafe.Pointer(&m[0]))%hugePage) % hugePage)
-	body := m[start : start+(n+hugePage-1)/hugePage*hugePage]
-	unix.Madvise(body, unix.MADV_HUGEPAGE) // a hint: without it the buffer still works
-	return body[:n:n], func() { unix.Munmap(m) }
 }

@@ -15,6 +15,3 @@ func kernelCopy(dst, src *os.File, dstOff, srcOff, n int64) (int64, error) {
 
 // dataSync makes the data written to f durable.
 func dataSync(f *os.File) error { return f.Sync() }
-
-// bigBuffer returns n zero bytes and the function that frees them (nothing to do here).
-func bigBuffer(n int) ([]byte, func()) { return make([]byte, n), func() {} }

@@ -170,22 +170,6 @@ func TestRangeCopier(t *testing.T) {
 	}
 }
 
-func TestBigBuffer(t *testing.T) {
-	for _, n := range []int{0, 1, hugePage - 1, hugePage, 5*hugePage + 3} {
-		b, free := bigBuffer(n)
-		if len(b) != n || cap(b) != n {
-			t.Errorf("bigBuffer(%d): len %d cap %d", n, len(b), cap(b))
-		}
-		for i := 0; i < n; i += 997 {
-			if b[i] != 0 {
-				t.Fatalf("bigBuffer(%d): byte %d is %d, want 0", n, i, b[i])
-			}
-			b[i] = byte(i)
-		}
-		free()
-	}
-}
-
 // TestPatchAligned checks that a patched model's data starts at the offset of the original's
 // modulo the page size (so that the kernel copies whole pages), and that it still unpatches
 // exactly.

@@ -6,7 +6,7 @@
 // per 2 MiB instead. Linux gives huge pages to memory that asks for them (madvise) when
 // /sys/kernel/mm/transparent_hugepage/enabled is "madvise", as it is on Debian; Go's heap does not
 // ask. Bytes asks for the buffers it returns, on Go-heap memory, so they are freed by the garbage
-// collector like any other slice.
+// collector like any other slice; Mapped maps them outside the heap, for buffers freed at once.
 package mem
 
 // HugePage is the size of a transparent huge page on x86-64 and arm64 Linux.
@@ -21,4 +21,15 @@ func Bytes(n int) []byte {
 		return make([]byte, n)
 	}
 	return hugeBytes(n)
+}
+
+// Mapped returns n zero bytes of private memory outside the Go heap and the function that frees
+// them, which the memory must not be used after: for large scratch buffers that should go back to
+// the kernel at once rather than at the next garbage collection. Like Bytes, buffers of HugePage
+// and more are backed by huge pages where the kernel allows it.
+func Mapped(n int) ([]byte, func()) {
+	if n < HugePage {
+		return make([]byte, n), func() {}
+	}
+	return mapped(n)
 }

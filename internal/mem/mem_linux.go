@@ -16,3 +16,15 @@ func hugeBytes(n int) []byte {
 	unix.Madvise(body, unix.MADV_HUGEPAGE) // a hint: without it the buffer works the same
 	return body[:n:n]
 }
+
+func mapped(n int) ([]byte, func()) {
+	whole := (n + HugePage - 1) / HugePage * HugePage
+	m, err := unix.Mmap(-1, 0, whole+HugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return make([]byte, n), func() {}
+	}
+	start := int((HugePage - uintptr(unsafe.Pointer(&m[0]))%HugePage) % HugePage)
+	body := m[start : start+whole]
+	unix.Madvise(body, unix.MADV_HUGEPAGE) // a hint: without it the buffer works the same
+	return body[:n:n], func() { unix.Munmap(m) }
+}

@@ -26,3 +26,19 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestMapped(t *testing.T) {
+	for _, n := range []int{0, 1, HugePage - 1, HugePage, 5*HugePage + 3} {
+		b, free := Mapped(n)
+		if len(b) != n || cap(b) != n {
+			t.Errorf("Mapped(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		for i := 0; i < n; i += 997 {
+			if b[i] != 0 {
+				t.Fatalf("Mapped(%d): byte %d is %d, want 0", n, i, b[i])
+			}
+			b[i] = byte(i)
+		}
+		free()
+	}
+}
