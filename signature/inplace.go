@@ -280,10 +280,7 @@ func writeRanges(model string, rec sideRecord, data map[string][]byte, check, no
 			return err
 		}
 	}
-	if noSync {
-		return nil
-	}
-	return dataSync(f)
+	return syncData(f, noSync)
 }
 
 // restoreInPlace writes back the originals of side.records[i] and drops that record (and the
@@ -384,11 +381,9 @@ func PatchInPlace(ctx context.Context, model string, sigs []Applied, opts PatchO
 			return nil, fmt.Errorf("%w (the next rws command on %s rolls the patch back)", err, model)
 		}
 	}
-	if !opts.NoSync {
-		if err := dataSync(f); err != nil {
-			f.Close()
-			return nil, err
-		}
+	if err := syncData(f, opts.NoSync); err != nil {
+		f.Close()
+		return nil, err
 	}
 	if err := f.Close(); err != nil {
 		return nil, err

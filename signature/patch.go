@@ -486,6 +486,14 @@ type PatchOptions struct {
 	set *SetPatch
 }
 
+// syncData is dataSync unless noSync is set.
+func syncData(f *os.File, noSync bool) error {
+	if noSync {
+		return nil
+	}
+	return dataSync(f)
+}
+
 // syncDir is atomicfile.SyncDir unless noSync is set.
 func syncDir(dir string, noSync bool) error {
 	if noSync {
