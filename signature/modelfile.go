@@ -34,9 +34,19 @@ type modelWrite struct {
 	in      *os.File
 	hdrLen  int64
 	touched []*touch
-	copied  chan error
+	copied  chan error // the copy's result, sent once
+	copyErr error      // what wait received
+	waited  bool
 	cancel  context.CancelFunc
 	done    bool
+}
+
+// wait returns the copy's result once it is done; it may be called more than once.
+func (m *modelWrite) wait() error {
+	if !m.waited {
+		m.copyErr, m.waited = <-m.copied, true
+	}
+	return m.copyErr
 }
 
 // startModel starts writing path as a header of hdrLen bytes followed by the data section of src
@@ -93,9 +103,7 @@ func (m *modelWrite) finish(hdr []byte, restore bool) error {
 	if int64(len(hdr)) != m.hdrLen {
 		return fmt.Errorf("signature: header of %d bytes where %d were laid out", len(hdr), m.hdrLen)
 	}
-	err := <-m.copied
-	m.copied <- err // for abort
-	if err != nil {
+	if err := m.wait(); err != nil {
 		return err
 	}
 	for _, t := range m.touched {
@@ -122,7 +130,7 @@ func (m *modelWrite) abort() {
 	}
 	m.done = true
 	m.cancel()
-	<-m.copied
+	m.wait()
 	m.in.Close()
 	m.f.Abort()
 }
