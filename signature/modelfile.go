@@ -103,7 +103,9 @@ func (m *modelWrite) finish(hdr []byte, restore bool) error {
 	if int64(len(hdr)) != m.hdrLen {
 		return fmt.Errorf("signature: header of %d bytes where %d were laid out", len(hdr), m.hdrLen)
 	}
-	if err := m.wait(); err != nil {
+	err := m.wait()
+	m.cancel() // the copy is over: release its context
+	if err != nil {
 		return err
 	}
 	for _, t := range m.touched {
