@@ -27,34 +27,49 @@ func endJournal(index string, noSync bool) error {
 	return syncDir(filepath.Dir(index), noSync)
 }
 
+// openShardsInPlace locks the sharded checkpoint index for an in-place operation, finishes what
+// an interrupted one left (the checkpoint's journal, then each shard's), and opens it; release
+// closes and unlocks it.
+func openShardsInPlace(index string) (*shards, func(), error) {
+	unlock, err := lockIndex(index)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := recoverShardedLocked(index); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	sh, err := openShards(index)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	release := func() { sh.close(); unlock() }
+	dir := filepath.Dir(index)
+	for _, f := range sh.files {
+		if _, err := RecoverReport(filepath.Join(dir, f)); err != nil {
+			release()
+			return nil, nil, err
+		}
+	}
+	return sh, release, nil
+}
+
 // patchShardedInPlace is PatchInPlace for a sharded checkpoint: each shard that stores some of
 // the signatures' tensors is patched in place (PatchInPlace, its own journal and sidecar), all of
 // them recording one SetPatch; the sharded journal written first makes the whole crash-safe (see
 // shardjournal.go). A failure rolls back the shards patched so far.
 func patchShardedInPlace(ctx context.Context, index string, sigs []Applied, opts PatchOptions) (rep *PatchReport, err error) {
-	unlock, err := lockIndex(index)
+	sh, release, err := openShardsInPlace(index)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	if _, err := recoverShardedLocked(index); err != nil {
-		return nil, err
-	}
-	sh, err := openShards(index)
-	if err != nil {
-		return nil, err
-	}
-	defer sh.close()
+	defer release()
 	parts, touched, stats, err := sh.split(sigs, opts.BNStats)
 	if err != nil {
 		return nil, err
 	}
 	dir := filepath.Dir(index)
-	for _, f := range sh.files {
-		if _, err := RecoverReport(filepath.Join(dir, f)); err != nil {
-			return nil, err
-		}
-	}
 	h, err := readShardHistory(sh)
 	if err != nil {
 		return nil, err
@@ -112,25 +127,12 @@ func patchShardedInPlace(ctx context.Context, index string, sigs []Applied, opts
 // patch, which must have been made in place, from every shard that carries it, crash-safe like
 // patchShardedInPlace (an interrupted unpatch is completed).
 func unpatchShardedInPlace(ctx context.Context, index string, opts UnpatchOptions) (*UnpatchReport, error) {
-	unlock, err := lockIndex(index)
+	sh, release, err := openShardsInPlace(index)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	if _, err := recoverShardedLocked(index); err != nil {
-		return nil, err
-	}
-	sh, err := openShards(index)
-	if err != nil {
-		return nil, err
-	}
-	defer sh.close()
+	defer release()
 	dir := filepath.Dir(index)
-	for _, f := range sh.files {
-		if _, err := RecoverReport(filepath.Join(dir, f)); err != nil {
-			return nil, err
-		}
-	}
 	h, err := readShardHistory(sh)
 	if err != nil {
 		return nil, err
